@@ -1,0 +1,53 @@
+"""Shared test fixtures. Tests that read `../shared` (parity data, real samples) skip cleanly when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("KINEMIC_SHARED", REPO_ROOT.parent / "shared"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def _shared_path(*parts: str) -> Path:
+    path = SHARED_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these checks need the shared reference data beside the checkout (../shared)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """`../shared/fixtures/parity`: outputs of the official HumanML3D and MDM code."""
+    return _shared_path("fixtures", "parity")
+
+
+@pytest.fixture(scope="session")
+def ntu_fewshot_dir() -> Path:
+    """`../shared/data/ntu-vibe-fewshot`: the 30 real NTU-VIBE few-shot samples in HumanML3D layout."""
+    return _shared_path("data", "ntu-vibe-fewshot")
+
+
+@pytest.fixture(scope="session")
+def ntu_metadata_path() -> Path:
+    """`../shared/data/ntu_metadata.json`: NTU RGB+D 120 class names and caption templates."""
+    return _shared_path("data", "ntu_metadata.json")
+
+
+@pytest.fixture(scope="session")
+def humanml_parity(parity_dir: Path):
+    with np.load(parity_dir / "humanml3d_features.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
