@@ -228,9 +228,10 @@ def joints_to_features_batch(
     for start in range(0, len(order), chunk_size):
         idx = order[start : start + chunk_size]
         length = max(len(checked[i]) for i in idx)
-        feats = _features_padded(
-            _pad_edge([checked[i] for i in idx], length), np.asarray(target_offsets, np.float64), feet_threshold
-        )
+        with np.errstate(invalid="ignore", divide="ignore"):  # degenerate bodies give NaN, reported below
+            feats = _features_padded(
+                _pad_edge([checked[i] for i in idx], length), np.asarray(target_offsets, np.float64), feet_threshold
+            )
         for row, i in enumerate(idx):
             f = feats[row, : len(checked[i]) - 1]
             if not np.isfinite(f).all():
