@@ -1,0 +1,345 @@
+"""The frozen teacher: an MDM either imported from an official checkpoint or pretrained on the prepared prior.
+
+Both routes write the same self-describing checkpoint (`TeacherCheckpoint`): MDM config + weights, the normalisation
+statistics the model was trained with, the diffusion schedule and the text encoder it expects. Downstream stages
+rebuild everything from it and never from their own params, so a teacher cannot be paired with the wrong statistics.
+
+Pretraining follows MDM's recipe (reference/mdm_kinemic.md sections 4-6): a random caption per motion per step, a random
+crop to a multiple of 4 frames (sometimes one unit shorter), z-normalisation, zero padding to the batch's longest crop,
+uniform t, x0 prediction with the masked MSE, text dropout for guidance, AdamW. It checkpoints every N steps with
+optimizer and RNG state, and a re-run after an interruption resumes from the last checkpoint and continues the same
+random stream, so an interrupted and an uninterrupted run end with identical weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kinemic.conditioning import TextSpec
+from kinemic.corpus import PreparedPrior
+from kinemic.diffusion import GaussianDiffusion, masked_mse
+from kinemic.models.mdm import MDM, MDMConfig
+from kinemic.motion import FeatureStats
+from kinemic.runtime import autocast, resolve_device
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "kinemic.teacher/1"
+TextEmbedder = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Params section `teacher`."""
+
+    source: str = "pretrain"  # 'pretrain' on the prepared prior, or 'official' to import an MDM checkpoint
+    official_checkpoint: str = ""
+    official_args: str = ""  # optional args.json; by default the one beside the checkpoint is used
+    model: dict = field(default_factory=dict)  # MDMConfig fields; text_dim comes from the text encoder
+    text: dict = field(default_factory=lambda: {"encoder": "minilm", "options": {}, "normalize": True})
+    diffusion_steps: int = 1000
+    noise_schedule: str = "cosine"
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    max_frames: int = 196
+    unit_length: int = 4
+    splits: tuple[str, ...] = ("train",)
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 10
+    device: str = "auto"
+    precision: str = "fp32"  # or 'bf16' (autocast)
+    preview_captions: tuple[str, ...] = ()
+    preview_steps: int = 50
+    guidance: float = 2.5
+
+    def __post_init__(self) -> None:
+        if self.source not in ("pretrain", "official"):
+            raise ValueError(f"teacher.source must be 'pretrain' or 'official', got {self.source!r}")
+        if self.source == "official" and not self.official_checkpoint:
+            raise ValueError("teacher.source is 'official' but teacher.official_checkpoint is empty: give the .pt path")
+        for name in ("steps", "batch_size", "max_frames", "unit_length", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"teacher.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_frames < self.unit_length:
+            raise ValueError(f"teacher.max_frames ({self.max_frames}) must be >= unit_length ({self.unit_length})")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"teacher.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        TextSpec.from_dict(self.text)
+
+
+@dataclass
+class TeacherCheckpoint:
+    """Everything needed to use a teacher: rebuilt model, statistics, schedule and text encoder identity."""
+
+    model: MDM
+    stats: FeatureStats
+    diffusion_steps: int
+    noise_schedule: str
+    text_encoder: dict[str, Any]
+    max_frames: int
+    source: str
+    step: int = 0
+
+    def diffusion(self, respacing: int | None = None) -> GaussianDiffusion:
+        return GaussianDiffusion(self.diffusion_steps, self.noise_schedule, respacing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "mdm_config": self.model.config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "stats": {"mean": torch.from_numpy(np.asarray(self.stats.mean)), "std": torch.from_numpy(self.stats.std)},
+            "diffusion": {"steps": self.diffusion_steps, "schedule": self.noise_schedule},
+            "text_encoder": dict(self.text_encoder),
+            "max_frames": self.max_frames,
+            "source": self.source,
+            "step": self.step,
+        }
+
+    def save(self, path: Path) -> None:
+        torch.save(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: Path, device: str | torch.device = "cpu") -> TeacherCheckpoint:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: teacher checkpoint not found; run `dvc repro teacher` first")
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: not a kinemic teacher checkpoint (format {data.get('format')!r})")
+        model = MDM.from_config(MDMConfig.from_dict(data["mdm_config"]))
+        model.load_state_dict(data["state_dict"], strict=True)
+        model.to(device).eval().requires_grad_(False)
+        stats = FeatureStats(mean=data["stats"]["mean"].numpy(), std=data["stats"]["std"].numpy())
+        return cls(
+            model=model,
+            stats=stats,
+            diffusion_steps=int(data["diffusion"]["steps"]),
+            noise_schedule=str(data["diffusion"]["schedule"]),
+            text_encoder=dict(data["text_encoder"]),
+            max_frames=int(data["max_frames"]),
+            source=str(data["source"]),
+            step=int(data["step"]),
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# batches
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def crop_length(length: int, unit: int, max_frames: int, rng: np.random.Generator) -> int:
+    """MDM's crop: a multiple of `unit`, one unit shorter a third of the time, capped at max_frames."""
+    if length < unit:
+        raise ValueError(f"a motion of {length} frames is shorter than the crop unit {unit}")
+    units = length // unit
+    if units > 1 and rng.choice(("single", "single", "double")) == "double":
+        units -= 1
+    return min(units * unit, (max_frames // unit) * unit)
+
+
+@dataclass
+class MotionBatch:
+    """Normalised, zero-padded motions (B, T, 263) with their valid-frame mask (B, T) and lengths (B,)."""
+
+    x0: torch.Tensor
+    mask: torch.Tensor
+    lengths: torch.Tensor
+
+
+def collate(motions: list[np.ndarray], stats: FeatureStats, device: torch.device) -> MotionBatch:
+    """Normalise and zero-pad (in normalised space, as MDM) to the longest motion."""
+    lengths = np.array([len(m) for m in motions])
+    x0 = np.zeros((len(motions), lengths.max(), motions[0].shape[1]), dtype=np.float32)
+    for i, m in enumerate(motions):
+        x0[i, : len(m)] = stats.normalize(np.asarray(m, dtype=np.float32))
+    lengths_t = torch.from_numpy(lengths).to(device)
+    mask = torch.arange(x0.shape[1], device=device)[None, :] < lengths_t[:, None]  # (B, T)
+    return MotionBatch(torch.from_numpy(x0).to(device), mask, lengths_t)
+
+
+class CaptionedMotionSampler:
+    """Draws (cropped motion, caption index) batches from a prepared prior, reproducibly from a numpy Generator."""
+
+    def __init__(self, prior: PreparedPrior, caption_ids: np.ndarray, config: TeacherConfig) -> None:
+        self.prior = prior
+        self.config = config
+        codes = prior.captions["motion_id"].map({m: i for i, m in enumerate(prior.motions["motion_id"])})
+        order = np.argsort(codes.to_numpy(), kind="stable")
+        counts = np.bincount(codes.to_numpy(), minlength=len(prior.motions))
+        if (counts == 0).any():
+            bad = prior.motions["motion_id"][counts == 0].tolist()[:5]
+            raise ValueError(f"prepared prior: motions without captions: {bad}")
+        self.caption_ids = caption_ids[order]  # caption rows grouped by motion
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.counts = counts
+
+    def sample(self, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+        idx = rng.integers(0, len(self.prior), size=self.config.batch_size)
+        motions, captions = [], np.empty(len(idx), dtype=np.int64)
+        for k, i in enumerate(idx):
+            captions[k] = self.caption_ids[self.starts[i] + rng.integers(self.counts[i])]
+            full = self.prior.motion(int(i))
+            m = crop_length(len(full), self.config.unit_length, self.config.max_frames, rng)
+            start = rng.integers(0, len(full) - m + 1)
+            motions.append(np.asarray(full[start : start + m]))
+        return motions, captions
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainResult:
+    teacher: TeacherCheckpoint
+    losses: list[tuple[int, float]]
+    resumed_from: int
+    seconds: float
+
+
+def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_dim: int) -> str:
+    """Identity of a pretraining run: a resume checkpoint is only reused for the same config and data."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    digest.update(str(text_dim).encode())
+    digest.update(_prior_hash(prior).encode())
+    return digest.hexdigest()[:16]
+
+
+def _prior_hash(prior: PreparedPrior) -> str:
+    digest = hashlib.sha256()
+    digest.update(prior.motions.to_csv(index=False).encode())
+    digest.update(prior.captions.to_csv(index=False).encode())
+    digest.update(np.asarray(prior.features[:: max(1, len(prior.features) // 997)]).tobytes())
+    return digest.hexdigest()
+
+
+def build_mdm_config(config: TeacherConfig, text_dim: int) -> MDMConfig:
+    fields = dict(config.model)
+    if "text_dim" in fields and fields["text_dim"] != text_dim:
+        raise ValueError(f"teacher.model.text_dim={fields['text_dim']} differs from the text encoder's dim {text_dim}")
+    fields["text_dim"] = text_dim
+    return MDMConfig.from_dict(fields)
+
+
+def pretrain_teacher(
+    prior: PreparedPrior,
+    embed: TextEmbedder,
+    config: TeacherConfig,
+    text_encoder: dict[str, Any],
+    resume_dir: Path | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    stop_after: int | None = None,
+) -> PretrainResult:
+    """Pretrain an MDM on the prepared prior's captioned motions.
+
+    `embed` maps captions to text embeddings (the same encoder the teacher will be prompted with). `resume_dir` holds
+    the resume checkpoint; `stop_after` ends early after that many steps (it simulates an interruption in tests).
+    """
+    start_time = time.perf_counter()
+    device = resolve_device(config.device)
+    prior = prior.subset(config.splits)
+    if len(prior) == 0:
+        raise ValueError(f"prepared prior has no motions in splits {list(config.splits)}")
+    texts = prior.captions["caption"].tolist()
+    text_table = torch.from_numpy(np.asarray(embed(texts), dtype=np.float32)).to(device)
+    if len(text_table) != len(texts) or not torch.isfinite(text_table).all():
+        raise ValueError("text encoder returned a wrong number of embeddings or non-finite values")
+    sampler = CaptionedMotionSampler(prior, np.arange(len(texts)), config)
+
+    torch.manual_seed(config.seed)  # dropout inside the transformer uses the global stream
+    model = MDM.from_config(build_mdm_config(config, text_table.shape[1])).to(device).train()
+    diffusion = GaussianDiffusion(config.diffusion_steps, config.noise_schedule)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    losses: list[tuple[int, float]] = []
+    step = 0
+
+    resume_path = None
+    if resume_dir is not None:
+        resume_path = Path(resume_dir) / run_fingerprint(config, prior, text_table.shape[1]) / "last.pt"
+        if resume_path.is_file():
+            state = torch.load(resume_path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = state["numpy_rng"]
+            generator.set_state(state["torch_rng"])
+            torch.set_rng_state(state["global_rng"])
+            losses, step = list(state["losses"]), int(state["step"])
+            log.info("resuming teacher pretraining from step %d (%s)", step, resume_path)
+    resumed_from = step
+
+    running, count = 0.0, 0
+    while step < config.steps:
+        motions, caption_idx = sampler.sample(rng)
+        batch = collate(motions, prior.stats, device)
+        t = diffusion.sample_timesteps(len(motions), generator).to(device)
+        noise = torch.randn(batch.x0.shape, generator=generator).to(device)
+        x_t = diffusion.q_sample(batch.x0, t, noise)
+        with autocast(device, config.precision):
+            pred = model(x_t, t, text_emb=text_table[caption_idx], mask=batch.mask, generator=generator)
+        loss = masked_mse(pred.float(), batch.x0, batch.mask).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running, count = running + loss.item(), count + 1
+        if step % config.log_every == 0 or step == config.steps:
+            losses.append((step, running / count))
+            running, count = 0.0, 0
+            if progress is not None:
+                progress(step, config.steps, losses[-1][1])
+        if resume_path is not None and (step % config.checkpoint_every == 0) and step < config.steps:
+            _save_resume(resume_path, model, optimizer, rng, generator, losses, step)
+        if stop_after is not None and step >= stop_after:
+            break
+
+    model.eval().requires_grad_(False)
+    teacher = TeacherCheckpoint(
+        model=model,
+        stats=prior.stats,
+        diffusion_steps=config.diffusion_steps,
+        noise_schedule=config.noise_schedule,
+        text_encoder=dict(text_encoder),
+        max_frames=config.max_frames,
+        source="pretrain",
+        step=step,
+    )
+    if resume_path is not None and step >= config.steps and resume_path.exists():
+        resume_path.unlink()  # finished: the run's outputs now live in the stage's output
+    return PretrainResult(teacher, losses, resumed_from, time.perf_counter() - start_time)
+
+
+def _save_resume(path: Path, model, optimizer, rng, generator, losses, step) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": generator.get_state(),
+            "global_rng": torch.get_rng_state(),
+            "losses": losses,
+            "step": step,
+        },
+        tmp,
+    )
+    tmp.replace(path)

@@ -1,0 +1,128 @@
+"""Teacher pretraining: batches, learning, resume after interruption, checkpoint round trip, sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kinemic.corpus import PreparedPrior
+from kinemic.motion import FeatureStats
+from kinemic.sampling import SampleRequest, sample_motions
+from kinemic.teacher import TeacherCheckpoint, TeacherConfig, crop_length, pretrain_teacher
+
+TINY_MODEL = {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "dropout": 0.1, "mask_frames": True}
+
+
+def _tiny_prior(n: int = 12, seed: int = 0) -> PreparedPrior:
+    """Two kinds of motion (slow and fast waves in the features), captioned accordingly."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(20, 41, size=n)
+    rows, motions, captions, offset = [], [], [], 0
+    for i, length in enumerate(lengths):
+        freq = 0.1 if i % 2 == 0 else 0.4
+        t = np.arange(length)[:, None]
+        rows.append(np.sin(freq * t + np.linspace(0, 3, 263)[None]).astype(np.float32))
+        motions.append((f"{i:03d}", f"{i:03d}", "train", offset, length, 0))
+        word = "slowly" if i % 2 == 0 else "quickly"
+        captions += [
+            (f"{i:03d}", f"a person waves {word}", "", 0.0, 0.0),
+            (f"{i:03d}", f"someone moves {word}", "", 0.0, 0.0),
+        ]
+        offset += length
+    motions_df = pd.DataFrame(motions, columns=["motion_id", "source_id", "split", "offset", "length", "start_frame"])
+    captions_df = pd.DataFrame(captions, columns=["motion_id", "caption", "tokens", "start", "end"])
+    features = np.concatenate(rows)
+    stats = FeatureStats(mean=features.mean(0), std=np.full(263, features.std(), np.float32))
+    return PreparedPrior(features, motions_df, captions_df, stats)
+
+
+def _fake_embed(texts: list[str]) -> np.ndarray:
+    """A deterministic bag-of-words embedding: the text encoder is not what these tests are about."""
+    out = np.zeros((len(texts), 16), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.split():
+            out[i, sum(map(ord, word)) % 16] += 1.0
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _config(**overrides) -> TeacherConfig:
+    base = dict(model=TINY_MODEL, diffusion_steps=20, steps=12, batch_size=6, lr=1e-3, max_frames=32,
+                checkpoint_every=4, log_every=2, seed=3, device="cpu")
+    base.update(overrides)
+    return TeacherConfig(**base)
+
+
+def test_crop_length_rules():
+    rng = np.random.default_rng(0)
+    crops = [crop_length(43, 4, 196, rng) for _ in range(200)]
+    assert set(crops) == {40, 36}  # a multiple of 4, one unit shorter a third of the time
+    assert 0.2 < crops.count(36) / 200 < 0.45
+    assert crop_length(150, 4, 64, rng) == 64
+    with pytest.raises(ValueError, match="shorter than the crop unit"):
+        crop_length(3, 4, 64, rng)
+
+
+def test_loss_decreases():
+    result = pretrain_teacher(_tiny_prior(), _fake_embed, _config(steps=60, log_every=10), {"name": "fake"})
+    first, last = result.losses[0][1], result.losses[-1][1]
+    assert last < 0.7 * first, result.losses
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    prior = _tiny_prior()
+    straight = pretrain_teacher(prior, _fake_embed, _config(), {"name": "fake"})
+    interrupted = pretrain_teacher(prior, _fake_embed, _config(), {"name": "fake"}, resume_dir=tmp_path, stop_after=6)
+    assert interrupted.teacher.step == 6
+    resumed = pretrain_teacher(prior, _fake_embed, _config(), {"name": "fake"}, resume_dir=tmp_path)
+    assert resumed.resumed_from == 4  # the last checkpoint before the interruption
+    assert resumed.losses == straight.losses
+    for key, value in straight.teacher.model.state_dict().items():
+        torch.testing.assert_close(resumed.teacher.model.state_dict()[key], value, rtol=0, atol=0)
+    assert not any(tmp_path.rglob("last.pt")), "a finished run removes its resume checkpoint"
+
+
+def test_resume_ignores_checkpoints_of_other_configs(tmp_path):
+    prior = _tiny_prior()
+    pretrain_teacher(prior, _fake_embed, _config(), {"name": "fake"}, resume_dir=tmp_path, stop_after=6)
+    other = pretrain_teacher(prior, _fake_embed, _config(lr=5e-4), {"name": "fake"}, resume_dir=tmp_path)
+    assert other.resumed_from == 0
+
+
+def test_checkpoint_round_trip_and_sampling(tmp_path):
+    result = pretrain_teacher(_tiny_prior(), _fake_embed, _config(steps=4), {"name": "fake", "dim": 16})
+    path = tmp_path / "teacher.pt"
+    result.teacher.save(path)
+    loaded = TeacherCheckpoint.load(path)
+    assert loaded.text_encoder == {"name": "fake", "dim": 16}
+    assert loaded.diffusion_steps == 20 and loaded.max_frames == 32 and loaded.step == 4
+    np.testing.assert_array_equal(loaded.stats.std, result.teacher.stats.std)
+    assert all(not p.requires_grad for p in loaded.model.parameters())
+
+    request = SampleRequest(lengths=np.array([10, 14, 7]), text_emb=_fake_embed(["a person waves slowly"] * 3))
+    diffusion = loaded.diffusion(respacing=5)
+    a = sample_motions(loaded.model, diffusion, loaded.stats, request, guidance=2.0, batch_size=2, seed=1)
+    b = sample_motions(loaded.model, diffusion, loaded.stats, request, guidance=2.0, batch_size=2, seed=1)
+    assert [f.shape for f in a.features] == [(10, 263), (14, 263), (7, 263)]
+    assert [j.shape for j in a.joints] == [(10, 22, 3), (14, 22, 3), (7, 22, 3)]
+    for x, y in zip(a.features, b.features, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="teacher.source"):
+        TeacherConfig(source="download")
+    with pytest.raises(ValueError, match="official_checkpoint is empty"):
+        TeacherConfig(source="official")
+    with pytest.raises(ValueError, match="teacher.precision"):
+        TeacherConfig(precision="fp16")
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a kinemic teacher checkpoint"):
+        TeacherCheckpoint.load(path)
+    with pytest.raises(FileNotFoundError, match="dvc repro teacher"):
+        TeacherCheckpoint.load(tmp_path / "missing.pt")
