@@ -1,0 +1,541 @@
+"""Training the student: KineMIC (paper sec. 4.2-4.5) and the baselines of Table 1, as one configurable loop.
+
+Methods (`train.method`):
+- `kinemic`: frozen teacher stream on soft-paired prior motions, LoRA student stream on the few-shot targets and on the
+  mined prior windows, the MIC module trained contrastively (eq. 1). Losses: target reconstruction (eq. 3), window
+  reconstruction (eq. 4), window distillation (eq. 5, switch `use_dist`), dynamic window weighting (eq. 6, switch
+  `use_dww`); `use_dist: false, use_dww: false` is the paper's "KineMIC (Base)".
+- `lora`: the same LoRA student trained on the few-shot samples only (target reconstruction).
+- `scratch`: the same architecture from a random initialisation, every weight trained, few-shot samples only.
+- `zeroshot`: no training; the teacher is prompted with the class prompt.
+Every method writes the same `StudentCheckpoint`, so generation treats them alike.
+
+One training step (kinemic): all few-shot samples plus one prior motion per sample drawn from its class's top-k soft
+pairs; the same t and the same noise tensor for both streams; teacher features under no-grad; the window of each prior
+motion with the largest cumulative MIC attention, of the paired target's length, is cut from the clean motion and from
+the noise and re-noised at the same t, then reconstructed by the student under the target's condition (text prompt +
+action) as a pseudo-label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from kinemic.corpus import PreparedPrior
+from kinemic.diffusion import GaussianDiffusion, masked_mse
+from kinemic.models.mdm import MDM, MDMConfig
+from kinemic.models.mic import MIC, MICConfig
+from kinemic.objectives import (
+    LOGIT_SCALE_MAX,
+    MemoryBank,
+    align_to_window,
+    best_window_starts,
+    feature_distillation,
+    snn_loss,
+    window_mask,
+    window_weights,
+)
+from kinemic.runtime import autocast, resolve_device
+from kinemic.student import LoRASettings, StudentCheckpoint, add_lora, merged_model, with_actions
+from kinemic.target_set import PreparedTarget
+from kinemic.teacher import TeacherCheckpoint, collate, crop_length
+
+log = logging.getLogger(__name__)
+
+METHODS = ("kinemic", "lora", "scratch", "zeroshot")
+LOSS_COLUMNS = ("loss", "target_rec", "contrastive", "window_rec", "window_distill", "dww_mean", "logit_scale")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Params section `train`."""
+
+    method: str = "kinemic"
+    use_dist: bool = True
+    use_dww: bool = True
+    steps: int = 5000
+    target_batch: int = 0  # 0: every few-shot sample in every step (the paper's 30)
+    lr: float = 2e-5
+    scratch_lr: float = 1e-4  # a randomly initialised model cannot learn at the fine-tuning rate
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    lora: dict = field(default_factory=lambda: {"rank": 16, "alpha": 32.0, "dropout": 0.1})
+    mic_hidden: int = 0  # 0: the teacher's latent size (the authors' 512 for the official model)
+    mic_output: int = 0
+    tau: float = 0.07
+    bank_size: int = 60
+    lambda_rec: float = 1.0
+    lambda_contrastive: float = 1.0
+    lambda_window_rec: float = 1.0
+    lambda_window_distill: float = 0.5
+    text_mask_prob: float = 0.1
+    action_mask_prob: float = 0.1
+    prior_max_frames: int = 196
+    seed: int = 42
+    device: str = "auto"
+    precision: str = "fp32"
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"train.method must be one of {METHODS}, got {self.method!r}")
+        for name in ("steps", "checkpoint_every", "log_every", "prior_max_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.target_batch < 0 or self.bank_size < 0:
+            raise ValueError("train.target_batch and train.bank_size must be >= 0")
+        if not 0 < self.tau < 1:
+            raise ValueError(f"train.tau must lie in (0, 1), got {self.tau}")
+        for name in ("text_mask_prob", "action_mask_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"train.{name} must lie in [0, 1), got {getattr(self, name)}")
+        LoRASettings(**self.lora)
+
+    @property
+    def uses_prior(self) -> bool:
+        return self.method == "kinemic"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingData:
+    """Everything a training step draws from, already embedded and indexed."""
+
+    target_features: list[np.ndarray]
+    target_labels: np.ndarray  # (N,) class index
+    class_names: list[str]
+    class_prompts: list[str]
+    prompt_embeddings: np.ndarray  # (C, text_dim)
+    prior: PreparedPrior | None = None
+    pairs_by_class: list[np.ndarray] = field(default_factory=list)  # prior motion indices per class (top-k)
+    prior_caption_rows: list[np.ndarray] = field(default_factory=list)  # caption rows per prior motion
+    caption_embeddings: np.ndarray | None = None  # (captions, text_dim), rows of prior.captions
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for f in self.target_features:
+            digest.update(np.ascontiguousarray(f).tobytes())
+        digest.update(self.target_labels.tobytes())
+        digest.update(json.dumps([self.class_names, self.class_prompts]).encode())
+        for pairs in self.pairs_by_class:
+            digest.update(pairs.tobytes())
+        return digest.hexdigest()
+
+
+def build_training_data(
+    fewshot: PreparedTarget,
+    soft_pairs: pd.DataFrame | None,
+    prior: PreparedPrior | None,
+    embed: Callable[[list[str]], np.ndarray],
+) -> TrainingData:
+    """Index the few-shot set, the soft pairs and the prior captions; embed prompts and captions once."""
+    if len(fewshot) == 0:
+        raise ValueError("the few-shot set is empty: check prepare_target's split (no sample has split 'fewshot')")
+    class_names = fewshot.class_names
+    if soft_pairs is not None:
+        prompts = soft_pairs.drop_duplicates("class_id").set_index("class_id")["prompt"]
+        missing = [c for c in range(len(class_names)) if c not in prompts.index]
+        if missing:
+            raise ValueError(f"soft pairs lack classes {[class_names[c] for c in missing]}; re-run `dvc repro mine`")
+        class_prompts = [str(prompts[c]) for c in range(len(class_names))]
+    else:
+        class_prompts = fewshot.samples.drop_duplicates("class_index").sort_values("class_index")["caption"].tolist()
+    data = TrainingData(
+        target_features=fewshot.all_features(),
+        target_labels=fewshot.labels,
+        class_names=class_names,
+        class_prompts=class_prompts,
+        prompt_embeddings=np.asarray(embed(class_prompts), dtype=np.float32),
+    )
+    if prior is None or soft_pairs is None:
+        return data
+    index_of = {m: i for i, m in enumerate(prior.motions["motion_id"])}
+    unknown = sorted(set(soft_pairs["motion_id"]) - set(index_of))
+    if unknown:
+        raise ValueError(f"soft pairs name motions missing from the prepared prior (e.g. {unknown[:3]}); re-run mining")
+    data.prior = prior
+    data.pairs_by_class = [
+        soft_pairs.loc[soft_pairs["class_id"] == c, "motion_id"].map(index_of).to_numpy(dtype=np.int64)
+        for c in range(len(class_names))
+    ]
+    codes = prior.captions["motion_id"].map(index_of).to_numpy()
+    data.prior_caption_rows = [np.flatnonzero(codes == i) for i in range(len(prior))]
+    data.caption_embeddings = np.asarray(embed(prior.captions["caption"].tolist()), dtype=np.float32)
+    return data
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# model assembly
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StudentParts:
+    student: nn.Module  # LoRA-wrapped or plain MDM
+    mic: MIC | None
+    logit_scale: nn.Parameter | None
+
+
+def build_student(teacher: MDM, num_classes: int, config: TrainConfig) -> StudentParts:
+    """The trainable modules of one method (zeroshot has none)."""
+    if config.method in ("kinemic", "lora"):
+        student = add_lora(with_actions(teacher, num_classes, config.seed), LoRASettings(**config.lora))
+    elif config.method == "scratch":
+        fields = {**teacher.config.to_dict(), "num_actions": num_classes}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            student = MDM.from_config(MDMConfig.from_dict(fields)).to(next(teacher.parameters()).device)
+    else:
+        raise ValueError(f"method {config.method!r} has no trainable student")
+    _set_dropout_probs(student, config)
+    mic = logit_scale = None
+    if config.uses_prior:
+        latent = teacher.config.latent_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 1)
+            mic = MIC(MICConfig(latent, config.mic_hidden or latent, config.mic_output or latent))
+        mic.to(next(teacher.parameters()).device)
+        logit_scale = nn.Parameter(torch.tensor(float(np.log(1.0 / config.tau)), device=mic.hidden0.device))
+    return StudentParts(student, mic, logit_scale)
+
+
+def _set_dropout_probs(student: nn.Module, config: TrainConfig) -> None:
+    """Text and action are dropped independently for guidance, with the train section's probabilities."""
+    base = student.get_base_model() if hasattr(student, "get_base_model") else student
+    base.config = dataclasses.replace(
+        base.config, cond_mask_prob=config.text_mask_prob, action_mask_prob=config.action_mask_prob
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the step
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepBatch:
+    target_idx: np.ndarray
+    labels: Tensor
+    prior_idx: np.ndarray | None
+    prior_motions: list[np.ndarray] | None
+    prior_captions: np.ndarray | None
+
+
+def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device) -> StepBatch:
+    n = len(data.target_features)
+    if config.target_batch and config.target_batch < n:
+        target_idx = np.sort(rng.choice(n, size=config.target_batch, replace=False))
+    else:
+        target_idx = np.arange(n)
+    labels = data.target_labels[target_idx]
+    if not config.uses_prior:
+        return StepBatch(target_idx, torch.from_numpy(labels).to(device), None, None, None)
+    prior_idx = np.array([rng.choice(data.pairs_by_class[c]) for c in labels], dtype=np.int64)
+    motions, captions = [], []
+    for i in prior_idx:
+        full = data.prior.motion(int(i))
+        m = crop_length(len(full), 4, config.prior_max_frames, rng) if len(full) >= 4 else len(full)
+        start = rng.integers(0, len(full) - m + 1)
+        motions.append(np.asarray(full[start : start + m]))
+        captions.append(rng.choice(data.prior_caption_rows[int(i)]))
+    return StepBatch(target_idx, torch.from_numpy(labels).to(device), prior_idx, motions, np.array(captions))
+
+
+def _pad_to(x: Tensor, frames: int) -> Tensor:
+    return torch.nn.functional.pad(x, (0, 0, 0, frames - x.shape[1]))
+
+
+class StepLosses(dict):
+    """Named scalar losses of one step (floats), in LOSS_COLUMNS order when logged."""
+
+
+def kinemic_step(
+    parts: StudentParts,
+    teacher: MDM,
+    diffusion: GaussianDiffusion,
+    data: TrainingData,
+    batch: StepBatch,
+    stats,
+    config: TrainConfig,
+    bank: MemoryBank,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[Tensor, StepLosses]:
+    """Loss of one step for any trainable method (prior terms only for kinemic)."""
+    target = collate([data.target_features[i] for i in batch.target_idx], stats, device)
+    prompt = torch.from_numpy(data.prompt_embeddings).to(device)[batch.labels]
+    frames = target.x0.shape[1]
+    prior = None
+    if config.uses_prior:
+        prior = collate(batch.prior_motions, stats, device)
+        frames = max(frames, prior.x0.shape[1])
+    bsz = len(batch.target_idx)
+    t = diffusion.sample_timesteps(bsz, generator).to(device)
+    noise = torch.randn((bsz, frames, target.x0.shape[2]), generator=generator).to(device)  # shared by both streams
+
+    x0_t = _pad_to(target.x0, frames)
+    mask_t = _pad_to(target.mask[..., None].float(), frames)[..., 0].bool()
+    with autocast(device, config.precision):
+        pred_t, u_t = parts.student(
+            diffusion.q_sample(x0_t, t, noise), t, text_emb=prompt, action=batch.labels, mask=mask_t,
+            return_latent=True, generator=generator,
+        )
+    rec_t = masked_mse(pred_t.float(), x0_t, mask_t).mean()
+    losses = StepLosses(target_rec=rec_t.item())
+    total = config.lambda_rec * rec_t
+    if not config.uses_prior:
+        losses["loss"] = total.item()
+        return total, losses
+
+    x0_p = _pad_to(prior.x0, frames)
+    mask_p = _pad_to(prior.mask[..., None].float(), frames)[..., 0].bool()
+    caption_emb = torch.from_numpy(data.caption_embeddings[batch.prior_captions]).to(device)
+    with torch.no_grad(), autocast(device, config.precision):
+        _, u_p = teacher(diffusion.q_sample(x0_p, t, noise), t, text_emb=caption_emb, mask=mask_p, return_latent=True)
+    u_p, u_t = u_p.float(), u_t.float()
+
+    out_t = parts.mic(u_t, target.lengths)
+    out_p = parts.mic(u_p.detach(), prior.lengths)
+    cand_z, cand_labels = bank.extend(out_p.z, batch.labels)
+    contrastive = snn_loss(out_t.z, cand_z, batch.labels, cand_labels, parts.logit_scale)
+
+    window = torch.minimum(prior.lengths, target.lengths)  # m: the paired target's length, inside the prior
+    starts = best_window_starts(out_p.attention.detach(), prior.lengths, window)
+    w_frames = int(window.max())
+    mask_w = window_mask(window, w_frames)
+    x0_w = align_to_window(x0_p, starts, window, w_frames) * mask_w[..., None]
+    noise_w = align_to_window(noise, starts, window, w_frames)
+    with autocast(device, config.precision):
+        pred_w, u_w = parts.student(
+            diffusion.q_sample(x0_w, t, noise_w), t, text_emb=prompt, action=batch.labels, mask=mask_w,
+            return_latent=True, generator=generator,
+        )
+    u_w = u_w.float()
+    rec_w = masked_mse(pred_w.float(), x0_w, mask_w)  # (B,)
+    weight = torch.ones_like(rec_w)
+    if config.use_dww:
+        with torch.no_grad():
+            weight = window_weights(out_t.z.detach(), parts.mic(u_w.detach(), window).z)
+    total = total + config.lambda_contrastive * contrastive + config.lambda_window_rec * (weight * rec_w).mean()
+    losses.update(contrastive=contrastive.item(), window_rec=rec_w.mean().item(), dww_mean=weight.mean().item())
+    if config.use_dist:
+        distill = feature_distillation(u_w, align_to_window(u_p, starts, window, w_frames).detach(), mask_w)  # (B,)
+        total = total + config.lambda_window_distill * (weight * distill).mean()
+        losses["window_distill"] = distill.mean().item()
+    losses["logit_scale"] = parts.logit_scale.item()
+    losses["loss"] = total.item()
+    return total, losses
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    checkpoint: StudentCheckpoint
+    losses: list[dict[str, float]]
+    resumed_from: int
+    seconds: float
+    parts: StudentParts | None
+
+
+def run_fingerprint(config: TrainConfig, teacher: TeacherCheckpoint, data: TrainingData) -> str:
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    digest.update(data.fingerprint().encode())
+    for value in teacher.model.state_dict().values():
+        digest.update(value.detach().cpu().numpy().tobytes()[:4096])
+    return digest.hexdigest()[:16]
+
+
+def train_student(
+    teacher: TeacherCheckpoint,
+    data: TrainingData,
+    config: TrainConfig,
+    resume_dir: Path | None = None,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train one method and return a checkpoint that `generate` can sample from."""
+    start_time = time.perf_counter()
+    device = resolve_device(config.device)
+    teacher.model.to(device).eval().requires_grad_(False)
+    num_classes = len(data.class_names)
+    common = dict(
+        method=config.method,
+        class_names=data.class_names,
+        class_prompts=data.class_prompts,
+        prompt_embeddings=data.prompt_embeddings,
+        stats=teacher.stats,
+        diffusion_steps=teacher.diffusion_steps,
+        noise_schedule=teacher.noise_schedule,
+        max_frames=teacher.max_frames,
+    )
+    if config.method == "zeroshot":
+        model = merged_model(teacher.model)
+        return TrainResult(StudentCheckpoint(model=model.cpu(), extra={"steps": 0}, **common), [], 0, 0.0, None)
+    if config.uses_prior and (data.prior is None or not data.pairs_by_class):
+        raise ValueError("method 'kinemic' needs the prepared prior and the soft pairs")
+
+    torch.manual_seed(config.seed)
+    parts = build_student(teacher.model, num_classes, config)
+    parts.student.train()
+    diffusion = teacher.diffusion()
+    lr = config.scratch_lr if config.method == "scratch" else config.lr
+    clipped = [p for p in parts.student.parameters() if p.requires_grad]
+    if parts.mic is not None:
+        clipped += list(parts.mic.parameters())
+    groups = [{"params": clipped}]
+    if parts.logit_scale is not None:
+        groups.append({"params": [parts.logit_scale]})  # trainable, outside the clipped set (as the authors)
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    bank = MemoryBank(config.bank_size)
+    history: list[dict[str, float]] = []
+    step = 0
+
+    resume_path = None
+    if resume_dir is not None:
+        resume_path = Path(resume_dir) / run_fingerprint(config, teacher, data) / "last.pt"
+        if resume_path.is_file():
+            state = torch.load(resume_path, map_location="cpu", weights_only=True)
+            parts.student.load_state_dict(state["student"])
+            if parts.mic is not None:
+                parts.mic.load_state_dict(state["mic"])
+                parts.logit_scale.data.copy_(state["logit_scale"])
+            optimizer.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = state["numpy_rng"]
+            generator.set_state(state["torch_rng"])
+            torch.set_rng_state(state["global_rng"])
+            bank.load_state_dict(state["bank"])
+            history, step = list(state["history"]), int(state["step"])
+            log.info("resuming %s training from step %d", config.method, step)
+    resumed_from = step
+
+    window: list[dict[str, float]] = []
+    while step < config.steps:
+        batch = draw_batch(data, config, rng, device)
+        loss, losses = kinemic_step(
+            parts, teacher.model, diffusion, data, batch, teacher.stats, config, bank, generator, device
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(clipped, config.grad_clip)
+        optimizer.step()
+        if parts.logit_scale is not None:
+            with torch.no_grad():
+                parts.logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
+        step += 1
+        window.append(losses)
+        if step % config.log_every == 0 or step == config.steps:
+            row = {"step": step, **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]}}
+            history.append(row)
+            window = []
+            if progress is not None:
+                progress(step, config.steps, row)
+        if resume_path is not None and step % config.checkpoint_every == 0 and step < config.steps:
+            _save_resume(resume_path, parts, optimizer, rng, generator, bank, history, step)
+        if stop_after is not None and step >= stop_after:
+            break
+
+    parts.student.eval()
+    model = merged_model(parts.student).cpu().eval().requires_grad_(False)
+    extra: dict[str, Any] = {"steps": step, "lr": lr}
+    checkpoint = StudentCheckpoint(model=model, extra=extra, **common)
+    if resume_path is not None and step >= config.steps and resume_path.exists():
+        resume_path.unlink()
+    return TrainResult(checkpoint, history, resumed_from, time.perf_counter() - start_time, parts)
+
+
+def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, bank, history, step) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "student": parts.student.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": generator.get_state(),
+        "global_rng": torch.get_rng_state(),
+        "bank": bank.state_dict(),
+        "history": history,
+        "step": step,
+    }
+    if parts.mic is not None:
+        state["mic"] = parts.mic.state_dict()
+        state["logit_scale"] = parts.logit_scale.detach().cpu()
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# inspection: where did mining look?
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MinedWindow:
+    """One soft pair with the window the MIC attention selects: the paper's Figure 1 as data."""
+
+    class_name: str
+    target_index: int
+    prior_index: int
+    start: int
+    length: int
+    attention: np.ndarray  # (T_prior,)
+
+
+@torch.no_grad()
+def mine_windows(
+    parts: StudentParts,
+    teacher: TeacherCheckpoint,
+    data: TrainingData,
+    count: int,
+    seed: int,
+    t_fraction: float = 0.1,
+) -> list[MinedWindow]:
+    """For `count` (target, prior) pairs, the window the trained MIC module mines at a low noise level."""
+    if parts.mic is None:
+        return []
+    device = next(parts.mic.parameters()).device
+    rng = np.random.default_rng(seed)
+    diffusion = teacher.diffusion()
+    found = []
+    per_class = max(1, count // max(1, len(data.class_names)))
+    for c in range(len(data.class_names)):
+        targets = np.flatnonzero(data.target_labels == c)[:per_class]
+        for ti in targets:
+            pi = int(rng.choice(data.pairs_by_class[c]))
+            motion = np.asarray(data.prior.motion(pi))
+            batch = collate([motion], teacher.stats, device)
+            t = torch.full((1,), int(t_fraction * (diffusion.num_timesteps - 1)), dtype=torch.long, device=device)
+            noise = torch.randn(batch.x0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+            caption = data.caption_embeddings[data.prior_caption_rows[pi][0]][None]
+            caption = torch.from_numpy(caption).to(device)
+            x_t = diffusion.q_sample(batch.x0, t, noise)
+            _, u_p = teacher.model(x_t, t, text_emb=caption, mask=batch.mask, return_latent=True)
+            out = parts.mic(u_p.float(), batch.lengths)
+            m = min(len(motion), len(data.target_features[ti]))
+            start = int(best_window_starts(out.attention, batch.lengths, torch.tensor([m], device=device))[0])
+            found.append(MinedWindow(data.class_names[c], int(ti), pi, start, m, out.attention[0].cpu().numpy()))
+    return found[:count]
