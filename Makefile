@@ -24,7 +24,7 @@ test: setup
 	$(VENV)/bin/pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check kinemic stages tests benchmarks
+	$(VENV)/bin/ruff check kinemic stages tests benchmarks scripts
 
 bench: setup
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
