@@ -48,6 +48,16 @@ def humanml_parity(parity_dir: Path):
         return {key: data[key] for key in data.files}
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets run fastest on one thread, and on a busy 2-core machine OpenMP spin-waits make two threads up to 10x
+    slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -62,10 +62,13 @@ def test_reader_refuses_foreign_globals(tmp_path):
 
 def test_smpl22_graph():
     graph = smpl22_graph()
-    assert graph.num_node == 22 and graph.center == 0 and len(graph.inward) == 21
+    assert graph.num_node == 22 and graph.center == 9 and len(graph.inward) == 21  # the classifier's centre
     assert all(PARENTS[child] == parent for child, parent in graph.inward)
     assert (15, 12) in graph.inward and (21, 19) in graph.inward  # head -> neck, right wrist -> right elbow
-    layout = smpl22_graph(center=9).as_dict()
-    assert layout["center"] == 9 and layout["inward"][0] == [1, 0]
+    layout = smpl22_graph(center=0).as_dict()
+    assert layout["center"] == 0 and layout["inward"][0] == [1, 0]
+    from kinemic.models.stgcn import SMPL22_LAYOUT
+
+    assert smpl22_graph().as_dict() == SMPL22_LAYOUT  # one graph for our ST-GCN and for PYSKL users
     with pytest.raises(ValueError, match="center=22"):
         smpl22_graph(center=22)

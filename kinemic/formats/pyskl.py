@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kinemic.models.stgcn import DEFAULT_CENTER
 from kinemic.skeleton import NUM_JOINTS, PARENTS
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,11 @@ class GraphLayout:
         return {"num_node": self.num_node, "inward": [list(e) for e in self.inward], "center": self.center}
 
 
-def smpl22_graph(center: int = 0) -> GraphLayout:
+def smpl22_graph(center: int = DEFAULT_CENTER) -> GraphLayout:
     """SMPL-22 graph: 21 edges (joint, parent) from `kinemic.skeleton.PARENTS`.
 
     `center` only matters for ST-GCN's 'stgcn_spatial' partition (which neighbours count as closer to the centre):
-    0 (pelvis, the root) by default, 9 (spine3) being the analogue of NTU's spine-shoulder centre.
+    9 (spine3, the analogue of NTU's spine-shoulder centre) by default, as kinemic's own ST-GCN uses.
     """
     if not 0 <= center < NUM_JOINTS:
         raise ValueError(f"center={center}: expected a joint index 0..{NUM_JOINTS - 1}")
