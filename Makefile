@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: setup repro test lint bench lock
+.PHONY: setup repro test lint bench lock plots-template
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,3 +32,6 @@ bench: setup
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^kinemic' > constraints.tmp
 	mv constraints.tmp constraints.txt
+
+plots-template: setup
+	PATH=$(VENV)/bin:$$PATH $(PY) scripts/offline_plots_template.py

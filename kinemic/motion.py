@@ -252,7 +252,8 @@ def _as_tensor(features) -> tuple[torch.Tensor, bool]:
     if isinstance(features, torch.Tensor):
         tensor, was_numpy = features, False
     else:
-        tensor, was_numpy = torch.from_numpy(np.ascontiguousarray(features)), True
+        array = np.ascontiguousarray(features)
+        tensor, was_numpy = torch.from_numpy(array if array.flags.writeable else array.copy()), True
     if tensor.shape[-1] != FEATURE_DIM:
         raise MotionError(f"expected features with {FEATURE_DIM} dims in the last axis, got {tuple(tensor.shape)}")
     return tensor, was_numpy

@@ -111,6 +111,7 @@ class StudentCheckpoint:
     diffusion_steps: int
     noise_schedule: str
     max_frames: int
+    text_encoder: dict[str, Any]  # the teacher's TextSpec: what embeds any new text condition
     extra: dict[str, Any]
 
     @property
@@ -133,6 +134,7 @@ class StudentCheckpoint:
                 "stats": {"mean": torch.from_numpy(self.stats.mean), "std": torch.from_numpy(self.stats.std)},
                 "diffusion": {"steps": self.diffusion_steps, "schedule": self.noise_schedule},
                 "max_frames": self.max_frames,
+                "text_encoder": dict(self.text_encoder),
                 "extra": self.extra,
             },
             path,
@@ -159,5 +161,6 @@ class StudentCheckpoint:
             diffusion_steps=int(data["diffusion"]["steps"]),
             noise_schedule=str(data["diffusion"]["schedule"]),
             max_frames=int(data["max_frames"]),
+            text_encoder=dict(data["text_encoder"]),
             extra=dict(data["extra"]),
         )

@@ -389,6 +389,7 @@ def train_student(
         diffusion_steps=teacher.diffusion_steps,
         noise_schedule=teacher.noise_schedule,
         max_frames=teacher.max_frames,
+        text_encoder=teacher.text_encoder,
     )
     if config.method == "zeroshot":
         model = merged_model(teacher.model)

@@ -84,7 +84,7 @@ def test_checkpoint_round_trip(tmp_path):
     model = merged_model(with_actions(_teacher(), 2, seed=1))
     stats = FeatureStats(mean=np.zeros(263, np.float32), std=np.ones(263, np.float32))
     ckpt = StudentCheckpoint(model, "lora", ["a", "b"], ["p a", "p b"], np.ones((2, 16), np.float32), stats, 50,
-                             "cosine", 64, {"steps": 3})
+                             "cosine", 64, {"encoder": "minilm", "options": {}, "normalize": True}, {"steps": 3})
     ckpt.save(tmp_path / "student.pt")
     loaded = StudentCheckpoint.load(tmp_path / "student.pt")
     assert loaded.method == "lora" and loaded.uses_action and loaded.class_names == ["a", "b"]

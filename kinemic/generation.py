@@ -1,0 +1,141 @@
+"""Stage logic of `generate`: sample a synthetic training set from a student checkpoint.
+
+N motions per class with classifier-free guidance; each motion's length is drawn from the few-shot samples of its class
+(the only lengths the target domain has shown us). The condition is the student's: action + class prompt for trained
+students, the class prompt alone for the zero-shot teacher. An optional composition request (paper Fig. 5) samples one
+class's action with a different text prompt ("stretch oneself" + "a person is jumping").
+
+Output (`SyntheticSet.save`): one `.npz` with concatenated features and joints, lengths, labels and class names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kinemic.runtime import resolve_device
+from kinemic.sampling import SampleRequest, lengths_like, sample_motions
+from kinemic.student import StudentCheckpoint
+from kinemic.target_set import PreparedTarget
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Params section `generate`."""
+
+    samples_per_class: int = 383
+    guidance: float = 2.5
+    sampling_steps: int = 0  # 0: every step of the schedule; K: K evenly respaced steps
+    batch_size: int = 128
+    seed: int = 10
+    device: str = "auto"
+    previews_per_class: int = 3
+    composition_class: str = ""  # e.g. "stretch oneself"; empty: no composition samples
+    composition_text: str = "a person is jumping"
+    composition_samples: int = 4
+
+    def __post_init__(self) -> None:
+        if self.samples_per_class < 1 or self.batch_size < 1:
+            raise ValueError("generate.samples_per_class and generate.batch_size must be >= 1")
+        if self.sampling_steps < 0:
+            raise ValueError(f"generate.sampling_steps must be >= 0, got {self.sampling_steps}")
+        if self.guidance < 0:
+            raise ValueError(f"generate.guidance must be >= 0, got {self.guidance}")
+
+
+@dataclass
+class SyntheticSet:
+    """Generated motions: per-sample features (T_i, 263) and joints (T_i, 22, 3), labels, class names."""
+
+    features: list[np.ndarray]
+    joints: list[np.ndarray]
+    labels: np.ndarray
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def save(self, path: Path) -> None:
+        lengths = np.array([len(f) for f in self.features], dtype=np.int64)
+        np.savez(
+            path,
+            features=np.concatenate(self.features).astype(np.float32),
+            joints=np.concatenate(self.joints).astype(np.float32),
+            lengths=lengths,
+            labels=self.labels.astype(np.int64),
+            class_names=np.array(self.class_names),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> SyntheticSet:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: generated set not found; run `dvc repro generate` first")
+        with np.load(path, allow_pickle=False) as data:
+            splits = np.cumsum(data["lengths"])[:-1]
+            return cls(
+                features=np.split(data["features"], splits),
+                joints=np.split(data["joints"], splits),
+                labels=data["labels"],
+                class_names=[str(c) for c in data["class_names"]],
+            )
+
+
+def generate_synthetic(
+    student: StudentCheckpoint,
+    fewshot: PreparedTarget,
+    config: GenerateConfig,
+    progress: Callable[[int, int], None] | None = None,
+) -> SyntheticSet:
+    """`samples_per_class` motions per class, lengths from that class's few-shot samples."""
+    if fewshot.class_names != student.class_names:
+        raise ValueError(f"student classes {student.class_names} differ from the few-shot set's {fewshot.class_names}")
+    rng = np.random.default_rng(config.seed)
+    labels, lengths = [], []
+    for c in range(len(student.class_names)):
+        reference = fewshot.samples.loc[fewshot.samples["class_index"] == c, "length"].to_numpy()
+        lengths.append(lengths_like(reference, config.samples_per_class, rng))
+        labels.append(np.full(config.samples_per_class, c, dtype=np.int64))
+    labels_all, lengths_all = np.concatenate(labels), np.concatenate(lengths)
+    samples = _sample(student, labels_all, lengths_all, config, None, progress)
+    return SyntheticSet(samples.features, samples.joints, labels_all, list(student.class_names))
+
+
+def generate_composition(
+    student: StudentCheckpoint, text_emb: np.ndarray, fewshot: PreparedTarget, config: GenerateConfig
+) -> SyntheticSet:
+    """The paper's Fig. 5: one class's action with another text prompt (needs an action-conditioned student)."""
+    if not student.uses_action:
+        raise ValueError(f"composition needs an action-conditioned student; method {student.method!r} has none")
+    if config.composition_class not in student.class_names:
+        raise ValueError(f"generate.composition_class {config.composition_class!r} is not one of {student.class_names}")
+    c = student.class_names.index(config.composition_class)
+    rng = np.random.default_rng(config.seed + 1)
+    reference = fewshot.samples.loc[fewshot.samples["class_index"] == c, "length"].to_numpy()
+    lengths = lengths_like(reference, config.composition_samples, rng)
+    labels = np.full(config.composition_samples, c, dtype=np.int64)
+    text = np.repeat(np.asarray(text_emb, np.float32)[None], len(labels), axis=0)
+    samples = _sample(student, labels, lengths, config, text, None)
+    return SyntheticSet(samples.features, samples.joints, labels, list(student.class_names))
+
+
+def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig, text, progress):
+    """Condition: the class prompt (or the given `text` rows), plus the action when the student has one."""
+    text_emb = student.prompt_embeddings[labels] if text is None else text
+    action = labels if student.uses_action else None
+    device = resolve_device(config.device)
+    student.model.to(device)
+    diffusion = student.diffusion(config.sampling_steps or None)
+    request = SampleRequest(lengths=lengths, text_emb=text_emb, action=action)
+    with torch.inference_mode():
+        return sample_motions(
+            student.model, diffusion, student.stats, request, guidance=config.guidance, batch_size=config.batch_size,
+            pad_to=student.max_frames, seed=config.seed, device=device, progress=progress,
+        )

@@ -1,0 +1,50 @@
+"""Stage `evaluate` (one DVC matrix entry per seed): train the ST-GCN, measure top-1 on the real test set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from kinemic.classifier import save_classifier
+from kinemic.evaluation import EvaluateConfig, run_seed
+from kinemic.generation import SyntheticSet
+from kinemic.io import atomic_output_dir, write_json
+from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.target_set import PreparedTarget
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
+    parser.add_argument("--generated", required=True, help="generated data (data/generated)")
+    parser.add_argument("--out", required=True, help="this seed's outputs (data/eval/seed_<s>)")
+    parser.add_argument("--metrics", required=True, help="metrics/eval/seed_<s>.json")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")
+    target = PreparedTarget.load(Path(args.target))
+    synthetic = None
+    if config.train_data in ("fewshot+synthetic", "synthetic"):
+        synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")
+    outcome = run_seed(target, synthetic, config, args.seed)
+    with atomic_output_dir(args.out) as tmp:
+        save_classifier(outcome.classifier, tmp / "classifier.pt")
+        test = target.split("test")
+        np.savez(tmp / "predictions.npz", sample_id=test.samples["sample_id"].to_numpy(dtype=str),
+                 labels=test.labels, predictions=outcome.result.predictions,
+                 probabilities=outcome.result.probabilities, confusion=outcome.result.confusion)
+    metrics = outcome.result.to_metrics()
+    metrics.update(seed=args.seed, train_samples=outcome.train_size, train_data=config.train_data,
+                   final_train_loss=outcome.classifier.history[-1].loss)
+    write_json(args.metrics, metrics)
+    print(f"evaluate[seed {args.seed}]: top-1 {100 * outcome.result.top1:.1f}% "
+          f"(trained on {outcome.train_size} clips: {config.train_data})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Stage `generate`: sample the synthetic training set from the student; PYSKL pickle and previews."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from kinemic.conditioning import TextSpec, text_embedder
+from kinemic.formats.pyskl import SkeletonSample, write_pyskl
+from kinemic.generation import GenerateConfig, generate_composition, generate_synthetic
+from kinemic.io import atomic_output_dir, write_json
+from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.preview import Panel, render_gif
+from kinemic.student import StudentCheckpoint
+from kinemic.target_set import PreparedTarget
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--student", required=True, help="student directory (models/student)")
+    parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
+    parser.add_argument("--out", required=True, help="generated data (data/generated)")
+    parser.add_argument("--plots", required=True, help="preview GIFs (plots/generate)")
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--text-cache", default=".cache/text-embeddings")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    config = config_from_params(GenerateConfig, load_section("generate", args.params), "generate")
+    student = StudentCheckpoint.load(Path(args.student) / "student.pt")
+    fewshot = PreparedTarget.load(Path(args.target)).split("fewshot")
+    total = config.samples_per_class * len(student.class_names)
+    bar = tqdm(total=total, desc=f"generate[{student.method}]", unit="motion")
+
+    def progress(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    synthetic = generate_synthetic(student, fewshot, config, progress)
+    bar.close()
+    composition = None
+    if config.composition_class and student.uses_action:
+        text = text_embedder(TextSpec.from_dict(student.text_encoder), args.text_cache)([config.composition_text])[0]
+        composition = generate_composition(student, text, fewshot, config)
+
+    with atomic_output_dir(args.out) as tmp:
+        synthetic.save(tmp / "synthetic.npz")
+        real = [SkeletonSample(s, int(c), fewshot.sample_joints(i))
+                for i, (s, c) in enumerate(zip(fewshot.samples["sample_id"], fewshot.labels, strict=True))]
+        fake = [SkeletonSample(f"synthetic_{i:05d}", int(c), j)
+                for i, (c, j) in enumerate(zip(synthetic.labels, synthetic.joints, strict=True))]
+        write_pyskl(tmp / "fewshot_plus_synthetic.pkl", real + fake,
+                    {"train": [s.frame_dir for s in real + fake], "real": [s.frame_dir for s in real]})
+        if composition is not None:
+            composition.save(tmp / "composition.npz")
+    with atomic_output_dir(args.plots) as tmp:
+        for c, name in enumerate(synthetic.class_names):
+            picks = np.flatnonzero(synthetic.labels == c)[: config.previews_per_class]
+            real_idx = int(np.flatnonzero(fewshot.labels == c)[0])
+            panels = [Panel(fewshot.sample_joints(real_idx), f"real: {name}")]
+            panels += [Panel(synthetic.joints[i], f"{student.method} #{k}") for k, i in enumerate(picks)]
+            render_gif(panels, tmp / f"{name.replace(' ', '_')}.gif")
+        if composition is not None:
+            panels = [Panel(j, f"{config.composition_class} + '{config.composition_text}'"[:40])
+                      for j in composition.joints[:3]]
+            render_gif(panels, tmp / "composition.gif")
+
+    lengths = np.array([len(f) for f in synthetic.features])
+    write_json(args.metrics, {
+        "samples": len(synthetic),
+        "mean_length": round(float(lengths.mean()), 3),
+        "method": student.method,
+        "composition_samples": 0 if composition is None else len(composition),
+    })
+    print(f"generate: {len(synthetic)} motions from the {student.method} student")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Stage `report`: aggregate the per-seed accuracies, compute the generative metrics, draw the plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from kinemic.classifier import load_classifier
+from kinemic.evaluation import EvaluateConfig, generative_metrics
+from kinemic.generation import SyntheticSet
+from kinemic.io import atomic_output_dir, read_json, write_json
+from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion
+from kinemic.target_set import PreparedTarget
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--eval-metrics", required=True, help="folder of seed_<s>.json (metrics/eval)")
+    parser.add_argument("--eval-outputs", required=True, help="folder of seed_<s>/ predictions (data/eval)")
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--generated", required=True)
+    parser.add_argument("--evaluator", required=True, help="models/evaluator")
+    parser.add_argument("--plots", required=True, help="plots/report")
+    parser.add_argument("--summary", required=True, help="metrics/summary.json")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")
+    train_method = load_section("train", args.params).get("method", "")
+    # Aggregate exactly the seeds the params list, never a glob: a shrunk matrix leaves old files behind.
+    per_seed = {s: read_json(Path(args.eval_metrics) / f"seed_{s}.json")["top1"] for s in config.seeds}
+    confusions = []
+    for s in config.seeds:
+        with np.load(Path(args.eval_outputs) / f"seed_{s}" / "predictions.npz") as data:
+            confusions.append(data["confusion"])
+    target = PreparedTarget.load(Path(args.target))
+    summary = summarize_accuracy(per_seed)
+    summary.update(train_data=config.train_data, method=train_method)
+    if config.train_data in ("fewshot+synthetic", "synthetic"):
+        synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")
+        evaluator = load_classifier(Path(args.evaluator) / "classifier.pt")
+        summary.update({f"gen.{k}": v for k, v in generative_metrics(evaluator, target, synthetic, seed=0).items()})
+
+    label = f"{train_method} / {config.train_data}"
+    with atomic_output_dir(args.plots) as tmp:
+        write_accuracy_plot(per_seed, tmp / "accuracy.tsv", tmp / "accuracy.png", f"top-1 per seed ({label})")
+        write_confusion(confusions, target.class_names, tmp / "confusion.csv", tmp / "confusion.png",
+                        f"test confusion, all seeds ({label})")
+    write_json(args.summary, summary)
+    print(f"report: median top-1 {100 * summary['top1.median']:.1f}% "
+          f"(mean {100 * summary['top1.mean']:.1f} +- {100 * summary['top1.std']:.1f}) over {summary['seeds']} seeds")
+
+
+if __name__ == "__main__":
+    main()

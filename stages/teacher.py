@@ -1,0 +1,100 @@
+"""Stage `teacher`: import the official MDM checkpoint, or pretrain an MDM on the prepared prior; render previews."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from kinemic.checkpoint_import import load_official_mdm
+from kinemic.conditioning import TextSpec, text_embedder
+from kinemic.corpus import PreparedPrior
+from kinemic.io import atomic_output_dir, write_json
+from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.preview import Panel, render_gif
+from kinemic.report import write_curves
+from kinemic.runtime import resolve_device
+from kinemic.sampling import SampleRequest, sample_motions
+from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
+
+
+def _official(config: TeacherConfig, prior: PreparedPrior, spec: TextSpec) -> TeacherCheckpoint:
+    model, info = load_official_mdm(config.official_checkpoint, config.official_args or None)
+    print(f"teacher: imported {info.path} ({info.weights}, config from {info.config_source}, "
+          f"{info.diffusion_steps} steps)")
+    return TeacherCheckpoint(model, prior.stats, info.diffusion_steps, config.noise_schedule, spec.to_dict(),
+                             config.max_frames, "official")
+
+
+def _previews(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherConfig, embed, out: Path) -> list[str]:
+    """A few teacher samples for prior captions: should show the right primitive."""
+    captions = list(config.preview_captions)
+    if not captions:
+        return []
+    lengths = np.full(len(captions), min(config.max_frames, 120))
+    request = SampleRequest(lengths=lengths, text_emb=embed(captions))
+    diffusion = teacher.diffusion(config.preview_steps or None)
+    samples = sample_motions(teacher.model, diffusion, teacher.stats, request, guidance=config.guidance,
+                             pad_to=teacher.max_frames, seed=config.seed, device=resolve_device(config.device))
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, (caption, joints) in enumerate(zip(captions, samples.joints, strict=True)):
+        name = f"teacher_{i:02d}.gif"
+        render_gif(Panel(joints, caption[:40]), out / name)
+        names.append(name)
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
+    parser.add_argument("--out", required=True, help="teacher directory (models/teacher)")
+    parser.add_argument("--plots", required=True, help="loss curve and previews (plots/teacher)")
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--resume-dir", default=".checkpoints/teacher", help="resume checkpoints (not a DVC output)")
+    parser.add_argument("--text-cache", default=".cache/text-embeddings")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    config = config_from_params(TeacherConfig, load_section("teacher", args.params), "teacher")
+    spec = TextSpec.from_dict(config.text)
+    embed = text_embedder(spec, args.text_cache)
+    prior = PreparedPrior.load(Path(args.prior))
+    metrics: dict[str, float] = {}
+    losses: list[tuple[int, float]] = []
+    if config.source == "official":
+        teacher = _official(config, prior, spec)
+    else:
+        bar = tqdm(total=config.steps, desc="teacher", unit="step", mininterval=5)
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.refresh()
+
+        result = pretrain_teacher(prior, embed, config, spec.to_dict(), Path(args.resume_dir), progress)
+        bar.close()
+        teacher, losses = result.teacher, result.losses
+        metrics.update(final_loss=losses[-1][1], steps=result.teacher.step, resumed_from=result.resumed_from,
+                       wall_seconds=round(result.seconds, 1))
+
+    plots = Path(args.plots)
+    with atomic_output_dir(args.out) as tmp:
+        teacher.save(tmp / "teacher.pt")
+        write_json(tmp / "config.json", {"mdm": teacher.model.config.to_dict(), "text": spec.to_dict(),
+                                          "diffusion_steps": teacher.diffusion_steps, "source": teacher.source})
+    with atomic_output_dir(plots) as tmp:
+        if losses:
+            rows = [{"step": step, "loss": loss} for step, loss in losses]
+            write_curves(rows, tmp / "loss.tsv", tmp / "loss.png", "teacher pretraining (masked x0 MSE)")
+        previews = _previews(teacher, prior, config, embed, tmp / "previews")
+    metrics["previews"] = len(previews)
+    write_json(args.metrics, metrics)
+    print(f"teacher: {teacher.source}, {sum(p.numel() for p in teacher.model.parameters()) / 1e6:.2f} M parameters")
+
+
+if __name__ == "__main__":
+    main()

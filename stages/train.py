@@ -1,0 +1,106 @@
+"""Stage `train`: fit the student (KineMIC or a baseline) on the few-shot set, the soft pairs and the teacher."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from kinemic.conditioning import TextSpec, text_embedder
+from kinemic.corpus import PreparedPrior
+from kinemic.io import atomic_output_dir, write_json
+from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.preview import Panel, render_gif
+from kinemic.report import write_curves
+from kinemic.runtime import resolve_device
+from kinemic.target_set import PreparedTarget
+from kinemic.teacher import TeacherCheckpoint
+from kinemic.training import TrainConfig, build_training_data, mine_windows, train_student
+
+
+def _mining_previews(result, teacher, data, out: Path, count: int, seed: int) -> int:
+    """The paper's Fig. 1 per pair: the prior motion with the mined window in orange, beside the target sample."""
+    if result.parts is None or result.parts.mic is None:
+        return 0
+    from kinemic.motion import features_to_joints
+
+    out.mkdir(parents=True, exist_ok=True)
+    windows = mine_windows(result.parts, teacher, data, count, seed)
+    for i, w in enumerate(windows):
+        prior_joints = features_to_joints(data.prior.motion(w.prior_index))
+        target_joints = features_to_joints(data.target_features[w.target_index])
+        prior_id = data.prior.motions["motion_id"].iloc[w.prior_index]
+        panels = [Panel(prior_joints, f"prior {prior_id}", (w.start, w.start + w.length)),
+                  Panel(target_joints, f"target: {w.class_name}")]
+        render_gif(panels, out / f"pair_{i:02d}.gif")
+    return len(windows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--teacher", required=True, help="teacher directory (models/teacher)")
+    parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
+    parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
+    parser.add_argument("--pairs", required=True, help="soft pairs parquet (data/mining/soft_pairs.parquet)")
+    parser.add_argument("--out", required=True, help="student directory (models/student)")
+    parser.add_argument("--plots", required=True, help="curves and mining previews (plots/train)")
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--resume-dir", default=".checkpoints/train")
+    parser.add_argument("--text-cache", default=".cache/text-embeddings")
+    parser.add_argument("--previews", type=int, default=3)
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    config = config_from_params(TrainConfig, load_section("train", args.params), "train")
+    device = resolve_device(config.device)
+    teacher = TeacherCheckpoint.load(Path(args.teacher) / "teacher.pt", device)
+    embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), args.text_cache)
+    fewshot = PreparedTarget.load(Path(args.target)).split("fewshot")
+    pairs = pd.read_parquet(args.pairs)
+    prior = PreparedPrior.load(Path(args.prior)) if config.uses_prior else None
+    data = build_training_data(fewshot, pairs, prior, embed)
+
+    bar = tqdm(total=config.steps if config.method != "zeroshot" else 0, desc=f"train[{config.method}]", unit="step",
+               mininterval=5)
+
+    def progress(step: int, total: int, row: dict) -> None:
+        bar.n = step
+        bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+        bar.refresh()
+
+    result = train_student(teacher, data, config, Path(args.resume_dir), progress)
+    bar.close()
+
+    with atomic_output_dir(args.out) as tmp:
+        result.checkpoint.save(tmp / "student.pt")
+        if result.parts is not None and result.parts.mic is not None:
+            import torch
+
+            torch.save({"mic": result.parts.mic.state_dict(), "logit_scale": result.parts.logit_scale.detach().cpu()},
+                       tmp / "mic.pt")
+        write_json(tmp / "provenance.json", {
+            "method": config.method,
+            "fewshot_ids": fewshot.samples["sample_id"].tolist(),
+            "soft_pairs_sha256": hashlib.sha256(Path(args.pairs).read_bytes()).hexdigest(),
+            "teacher_step": teacher.step,
+            "class_prompts": data.class_prompts,
+        })
+    with atomic_output_dir(args.plots) as tmp:
+        if result.losses:
+            write_curves(result.losses, tmp / "losses.tsv", tmp / "losses.png", f"student training ({config.method})")
+        previews = _mining_previews(result, teacher, data, tmp / "mining", args.previews, config.seed)
+
+    final = result.losses[-1] if result.losses else {}
+    metrics = {f"final.{k}": round(float(v), 6) for k, v in final.items() if k != "step"}
+    metrics.update(method=config.method, steps=int(final.get("step", 0)), resumed_from=result.resumed_from,
+                   wall_seconds=round(result.seconds, 1), mining_previews=previews)
+    write_json(args.metrics, metrics)
+    print(f"train[{config.method}]: {metrics.get('steps')} steps in {result.seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

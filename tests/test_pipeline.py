@@ -1,0 +1,158 @@
+"""The whole pipeline on a tiny world: every stage's main() in dvc.yaml order, and dvc.yaml's contract.
+
+The stages run in-process on tiny params (a dozen prior motions, two shots per class, a one-layer teacher, a few
+steps everywhere), so this checks the wiring between stages (paths, file formats, params sections), not quality.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from kinemic.formats.pyskl import read_pyskl
+from kinemic.generation import SyntheticSet
+from kinemic.student import StudentCheckpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_PARAMS = {
+    "synthetic": {"seed": 3, "prior": {"num_motions": 16}, "target": {"num_performers": 4, "clips_per_class": 12},
+                  "previews": {"num_prior": 1, "frame_step": 8}},
+    "prepare_prior": {"source": "RAW/prior"},
+    "prepare_target": {"kind": "smpl24", "source": "RAW/target", "shots": 2, "classes": [99, 102, 104]},
+    "mining": {"k": 5, "encoder": "minilm"},
+    "teacher": {"model": {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "mask_frames": True},
+                "diffusion_steps": 10, "steps": 4, "batch_size": 4, "max_frames": 40, "log_every": 2,
+                "checkpoint_every": 2, "device": "cpu", "preview_captions": ["a person jogs in place"],
+                "preview_steps": 3},
+    "train": {"steps": 2, "lr": 1e-3, "lora": {"rank": 2, "alpha": 4.0, "dropout": 0.0}, "mic_hidden": 8,
+              "mic_output": 8, "prior_max_frames": 40, "log_every": 1, "device": "cpu"},
+    "generate": {"samples_per_class": 2, "sampling_steps": 3, "batch_size": 8, "device": "cpu",
+                 "previews_per_class": 1, "composition_class": "stretch oneself", "composition_samples": 1},
+    "evaluator": {"seed": 0, "epochs": 1, "batch_size": 8, "clip_len": 8, "base_channels": 4, "device": "cpu"},
+    "evaluate": {"seeds": [1, 2], "classifier": {"epochs": 1, "batch_size": 8, "clip_len": 8, "base_channels": 4,
+                                                  "device": "cpu"}},
+}
+
+
+def _run(module: str, *args: str) -> None:
+    import importlib
+
+    importlib.import_module(f"stages.{module}").main(list(args))
+
+
+@pytest.mark.slow
+def test_every_stage_on_a_tiny_world(tmp_path):
+    params = json.loads(json.dumps(TINY_PARAMS).replace("RAW", str(tmp_path / "raw")))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    p = ["--params", str(tmp_path / "params.yaml")]
+    d = tmp_path
+    cache = ["--text-cache", str(d / "cache")]
+    _run("synthesize", *p, "--out", str(d / "raw"), "--metrics", str(d / "m/synth.json"))
+    _run("prepare_prior", *p, "--out", str(d / "prior"), "--metrics", str(d / "m/prior.json"))
+    _run("prepare_target", *p, "--out", str(d / "target"), "--metrics", str(d / "m/target.json"))
+    _run("mine", *p, "--prior", str(d / "prior"), "--target", str(d / "target"), "--out", str(d / "mining"),
+         "--plots", str(d / "plots/mining"), "--metrics", str(d / "m/mining.json"), *cache)
+    _run("teacher", *p, "--prior", str(d / "prior"), "--out", str(d / "teacher"), "--plots", str(d / "plots/teacher"),
+         "--metrics", str(d / "m/teacher.json"), "--resume-dir", str(d / "resume"), *cache)
+    _run("train", *p, "--teacher", str(d / "teacher"), "--target", str(d / "target"), "--prior", str(d / "prior"),
+         "--pairs", str(d / "mining/soft_pairs.parquet"), "--out", str(d / "student"), "--plots",
+         str(d / "plots/train"), "--metrics", str(d / "m/train.json"), "--resume-dir", str(d / "resume"), *cache)
+    _run("generate", *p, "--student", str(d / "student"), "--target", str(d / "target"), "--out",
+         str(d / "generated"), "--plots", str(d / "plots/generate"), "--metrics", str(d / "m/generate.json"), *cache)
+    _run("evaluator", *p, "--target", str(d / "target"), "--out", str(d / "evaluator"), "--metrics",
+         str(d / "m/evaluator.json"))
+    for seed in (1, 2):
+        _run("evaluate", *p, "--seed", str(seed), "--target", str(d / "target"), "--generated", str(d / "generated"),
+             "--out", str(d / f"eval/seed_{seed}"), "--metrics", str(d / f"m/eval/seed_{seed}.json"))
+    _run("report", *p, "--eval-metrics", str(d / "m/eval"), "--eval-outputs", str(d / "eval"), "--target",
+         str(d / "target"), "--generated", str(d / "generated"), "--evaluator", str(d / "evaluator"), "--plots",
+         str(d / "plots/report"), "--summary", str(d / "m/summary.json"))
+
+    summary = json.loads((d / "m/summary.json").read_text())
+    assert summary["seeds"] == 2 and 0.0 <= summary["top1.median"] <= 1.0
+    assert {"gen.fid", "gen.diversity", "gen.multimodality", "top1.seed_1"} <= set(summary)
+    student = StudentCheckpoint.load(d / "student/student.pt")
+    assert student.method == "kinemic" and student.uses_action
+    synthetic = SyntheticSet.load(d / "generated/synthetic.npz")
+    assert len(synthetic) == 6 and synthetic.class_names == student.class_names
+    pyskl = read_pyskl(d / "generated/fewshot_plus_synthetic.pkl")
+    labels = sorted(s.label for s in pyskl.samples)
+    assert len(pyskl.by_split("real")) == 6 and labels == sorted([0, 1, 2] * 4)
+    for plot in ("teacher/loss.tsv", "teacher/previews/teacher_00.gif", "train/losses.tsv", "train/mining/pair_00.gif",
+                 "mining/similarity.csv", "report/accuracy.tsv", "report/confusion.csv", "report/confusion.png",
+                 "generate/composition.gif"):
+        assert (d / "plots" / plot).is_file(), plot
+    assert np.isfinite(summary["gen.fid"])
+    assert not any((d / "resume").rglob("last.pt")), "finished runs leave no resume checkpoint behind"
+
+
+# ------------------------------------------------------------------------------------------------------ dvc.yaml
+
+
+def _dvc_stages():
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def _paths(entries) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+
+
+def test_dvc_yaml_names_every_path_a_stage_writes_or_reads():
+    """Scripts never write where dvc.yaml does not say: every path in a stage's command is a dep or an out."""
+    for name, stage in _dvc_stages().items():
+        cmd = " ".join(stage["cmd"]) if isinstance(stage["cmd"], list) else stage["cmd"]
+        tokens = shlex.split(cmd)
+        assert tokens[0] == "python" and (REPO / tokens[1]).is_file(), name
+        declared = _paths(stage.get("deps")) + _paths(stage.get("outs")) + _paths(stage.get("metrics"))
+        for flag, value in zip(tokens[2:], tokens[3:], strict=False):
+            if flag.startswith("--") and not value.startswith("--") and flag not in ("--seed",):
+                assert value in declared, f"stage {name}: {flag} {value} is not declared in dvc.yaml"
+        for dep in _paths(stage.get("deps")):
+            if dep.startswith(("kinemic", "stages")):
+                assert (REPO / dep).exists(), f"stage {name}: dependency {dep} does not exist"
+
+
+def test_every_params_section_builds_its_config():
+    """params.yaml is read by frozen configs that reject unknown keys: a typo there must fail here, not mid-repro."""
+    from kinemic.classifier import ClassifierConfig
+    from kinemic.corpus import PriorConfig
+    from kinemic.evaluation import EvaluateConfig
+    from kinemic.generation import GenerateConfig
+    from kinemic.mining import MiningConfig
+    from kinemic.params import config_from_params
+    from kinemic.synthetic.config import SyntheticConfig
+    from kinemic.target_prep import TargetConfig
+    from kinemic.teacher import TeacherConfig
+    from kinemic.training import TrainConfig
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    SyntheticConfig.from_params(params["synthetic"])
+    for cls, section in ((PriorConfig, "prepare_prior"), (TargetConfig, "prepare_target"), (MiningConfig, "mining"),
+                         (TeacherConfig, "teacher"), (TrainConfig, "train"), (GenerateConfig, "generate"),
+                         (EvaluateConfig, "evaluate")):
+        config_from_params(cls, params[section], section)
+    evaluator = dict(params["evaluator"])
+    evaluator.pop("seed")
+    config_from_params(ClassifierConfig, evaluator, "evaluator")
+    stage_params = {p.split(".")[0] for s in _dvc_stages().values() for p in s.get("params", [])}
+    assert stage_params == set(params), "every params section belongs to a stage, and every stage's section exists"
+
+
+def test_paper_profile_only_names_existing_keys(tmp_path):
+    from kinemic.profiles import apply
+
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    changed = apply("paper", params)
+    assert "teacher.source" in changed and "mining.encoder" in changed
+    after = yaml.safe_load(params.read_text())
+    assert after["teacher"]["source"] == "official" and after["generate"]["samples_per_class"] == 383
+    assert after["train"]["lambda_rec"] == 1.0  # untouched keys stay
+    assert re.search(r"# kinemic parameters", params.read_text()), "comments survive"
