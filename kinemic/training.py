@@ -177,7 +177,8 @@ def build_training_data(
         for c in range(len(class_names))
     ]
     codes = prior.captions["motion_id"].map(index_of).to_numpy()
-    data.prior_caption_rows = [np.flatnonzero(codes == i) for i in range(len(prior))]
+    order = np.argsort(codes, kind="stable")  # caption rows grouped by motion, in row order within a motion
+    data.prior_caption_rows = np.split(order, np.cumsum(np.bincount(codes, minlength=len(prior)))[:-1])
     data.caption_embeddings = np.asarray(embed(prior.captions["caption"].tolist()), dtype=np.float32)
     return data
 
@@ -259,10 +260,6 @@ def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator
     return StepBatch(target_idx, torch.from_numpy(labels).to(device), prior_idx, motions, np.array(captions))
 
 
-def _pad_to(x: Tensor, frames: int) -> Tensor:
-    return torch.nn.functional.pad(x, (0, 0, 0, frames - x.shape[1]))
-
-
 class StepLosses(dict):
     """Named scalar losses of one step (floats), in LOSS_COLUMNS order when logged."""
 
@@ -291,12 +288,12 @@ def kinemic_step(
     t = diffusion.sample_timesteps(bsz, generator).to(device)
     noise = torch.randn((bsz, frames, target.x0.shape[2]), generator=generator).to(device)  # shared by both streams
 
-    x0_t = _pad_to(target.x0, frames)
-    mask_t = _pad_to(target.mask[..., None].float(), frames)[..., 0].bool()
+    # Each stream runs at its own padded length; both read the same noise tensor from frame 0.
+    x0_t, mask_t = target.x0, target.mask
     with autocast(device, config.precision):
         pred_t, u_t = parts.student(
-            diffusion.q_sample(x0_t, t, noise), t, text_emb=prompt, action=batch.labels, mask=mask_t,
-            return_latent=True, generator=generator,
+            diffusion.q_sample(x0_t, t, noise[:, : x0_t.shape[1]]), t, text_emb=prompt, action=batch.labels,
+            mask=mask_t, return_latent=True, generator=generator,
         )
     rec_t = masked_mse(pred_t.float(), x0_t, mask_t).mean()
     losses = StepLosses(target_rec=rec_t.item())
@@ -305,11 +302,11 @@ def kinemic_step(
         losses["loss"] = total.item()
         return total, losses
 
-    x0_p = _pad_to(prior.x0, frames)
-    mask_p = _pad_to(prior.mask[..., None].float(), frames)[..., 0].bool()
+    x0_p, mask_p = prior.x0, prior.mask
+    noise_p = noise[:, : x0_p.shape[1]]
     caption_emb = torch.from_numpy(data.caption_embeddings[batch.prior_captions]).to(device)
     with torch.no_grad(), autocast(device, config.precision):
-        _, u_p = teacher(diffusion.q_sample(x0_p, t, noise), t, text_emb=caption_emb, mask=mask_p, return_latent=True)
+        _, u_p = teacher(diffusion.q_sample(x0_p, t, noise_p), t, text_emb=caption_emb, mask=mask_p, return_latent=True)
     u_p, u_t = u_p.float(), u_t.float()
 
     out_t = parts.mic(u_t, target.lengths)
@@ -322,7 +319,7 @@ def kinemic_step(
     w_frames = int(window.max())
     mask_w = window_mask(window, w_frames)
     x0_w = align_to_window(x0_p, starts, window, w_frames) * mask_w[..., None]
-    noise_w = align_to_window(noise, starts, window, w_frames)
+    noise_w = align_to_window(noise_p, starts, window, w_frames)
     with autocast(device, config.precision):
         pred_w, u_w = parts.student(
             diffusion.q_sample(x0_w, t, noise_w), t, text_emb=prompt, action=batch.labels, mask=mask_w,

@@ -1,0 +1,75 @@
+"""Compare experiments: a markdown table and a bar chart of the `report` summaries of DVC experiments.
+
+    python scripts/results_table.py [--out plots/compare.png]
+
+Reads `dvc exp show --json` (the workspace, the baseline commit and every experiment of it) and prints one row per
+experiment that has a `metrics/summary.json`: name, method and switches, training data, median / mean +- std top-1,
+and the generative metrics. The README's results table is produced this way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _runs(entries: list[dict]):
+    """Yield (name, params, summary) for the workspace, baselines and experiments in `dvc exp show --json`."""
+    for entry in entries:
+        for run in [entry, *[r for exp in entry.get("experiments") or [] for r in exp.get("revs", [])]]:
+            data = run.get("data") or {}
+            summary = ((data.get("metrics") or {}).get("metrics/summary.json") or {}).get("data")
+            params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
+            if summary and params:
+                yield run.get("name") or run.get("rev", "?")[:7], params, summary
+
+
+def _label(params: dict) -> str:
+    train, evaluate = params["train"], params["evaluate"]
+    if evaluate["train_data"] == "fewshot":
+        return "real data only (few-shot)"
+    if evaluate["train_data"] == "all_real":
+        return "ground truth (all real data)"
+    method = train["method"]
+    if method != "kinemic":
+        return {"lora": "MDM + LoRA", "scratch": "MDM from scratch", "zeroshot": "MDM zero-shot"}[method]
+    switches = {(False, False): "KineMIC (Base)", (True, False): "KineMIC + dist", (False, True): "KineMIC + dww",
+                (True, True): "KineMIC (full)"}
+    return switches[(bool(train["use_dist"]), bool(train["use_dww"]))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("plots/compare.png"))
+    args = parser.parse_args()
+    shown = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    rows = []
+    for name, params, s in _runs(json.loads(shown)):
+        gen = (f"{s['gen.fid']:.2f} | {s['gen.diversity']:.2f} | {s['gen.multimodality']:.2f} | "
+               f"{100 * s['gen.recognition_accuracy']:.1f}") if "gen.fid" in s else "- | - | - | -"
+        rows.append((_label(params), name, 100 * s["top1.median"], 100 * s["top1.mean"], 100 * s["top1.std"], gen))
+    print("| method | experiment | median top-1 (%) | mean +- std (%) | FID | diversity | multimodality | "
+          "recognised (%) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, name, median, mean, std, gen in rows:
+        print(f"| {label} | {name} | {median:.1f} | {mean:.1f} +- {std:.1f} | {gen} |")
+    if rows:
+        fig, ax = plt.subplots(figsize=(6, 0.4 * len(rows) + 1), dpi=100)
+        ax.barh([r[0] for r in rows], [r[2] for r in rows], xerr=[r[4] for r in rows], color="#4c72b0")
+        ax.set_xlabel("median top-1 accuracy over seeds (%), error bar: std")
+        ax.invert_yaxis()
+        fig.tight_layout()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.out, metadata={"Software": None})
+        print(f"\nbar chart: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
