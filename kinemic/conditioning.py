@@ -8,6 +8,7 @@ unnormalised; the embedded default uses the packaged MiniLM sentence encoder.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,16 @@ import numpy as np
 from kinemic.text import EmbeddingCache, build_encoder, encode_cached
 
 Embedder = Callable[[list[str]], np.ndarray]
+
+
+def default_cache_dir() -> Path:
+    """Where text embeddings are cached: `$KINEMIC_CACHE/text-embeddings`, else `~/.cache/kinemic/text-embeddings`.
+
+    A user-level folder, not a DVC output: it outlives stage re-runs and is shared by every clone and every queued
+    experiment, so each caption is encoded once per encoder on a machine.
+    """
+    root = os.environ.get("KINEMIC_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kinemic"
+    return Path(root) / "text-embeddings"
 
 
 @dataclass(frozen=True)

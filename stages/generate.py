@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kinemic.conditioning import TextSpec, text_embedder
+from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
 from kinemic.generation import GenerateConfig, generate_composition, generate_synthetic
 from kinemic.io import atomic_output_dir, write_json
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="generated data (data/generated)")
     parser.add_argument("--plots", required=True, help="preview GIFs (plots/generate)")
     parser.add_argument("--metrics", required=True)
-    parser.add_argument("--text-cache", default=".cache/text-embeddings")
+    parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parser.parse_args(argv)
     setup_logging()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kinemic.conditioning import TextSpec, text_embedder
+from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.mining import MiningConfig, build_prompts, format_top_captions, mine_soft_pairs, mining_metrics
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="data/mining")
     parser.add_argument("--plots", required=True, help="plots/mining")
     parser.add_argument("--metrics", required=True)
-    parser.add_argument("--text-cache", default=".cache/text-embeddings")
+    parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     parser.add_argument("--top", type=int, default=10, help="captions per class in the printed report")
     args = parser.parse_args(argv)
     setup_logging()

@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kinemic.checkpoint_import import load_official_mdm
-from kinemic.conditioning import TextSpec, text_embedder
+from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", required=True, help="loss curve and previews (plots/teacher)")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--resume-dir", default=".checkpoints/teacher", help="resume checkpoints (not a DVC output)")
-    parser.add_argument("--text-cache", default=".cache/text-embeddings")
+    parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parser.parse_args(argv)
     setup_logging()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from kinemic.conditioning import TextSpec, text_embedder
+from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", required=True, help="curves and mining previews (plots/train)")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--resume-dir", default=".checkpoints/train")
-    parser.add_argument("--text-cache", default=".cache/text-embeddings")
+    parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     parser.add_argument("--previews", type=int, default=3)
     args = parser.parse_args(argv)
     setup_logging()
