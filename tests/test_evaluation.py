@@ -1,0 +1,102 @@
+"""Generation containers, the classifier's training-set rules, report statistics, atomic outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kinemic.evaluation import EvaluateConfig, training_set
+from kinemic.generation import GenerateConfig, SyntheticSet
+from kinemic.io import atomic_output_dir, read_json, write_json
+from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion, write_curves
+from kinemic.target_set import PreparedTarget
+
+
+def _target() -> PreparedTarget:
+    rows, feats = [], []
+    for c, name in enumerate(["a", "b"]):
+        for k, split in enumerate(["fewshot", "fewshot", "test", "unused", "unused"]):
+            rows.append(dict(sample_id=f"S001C001P{k:03d}R001A{c:03d}", setup=1, camera=1, performer=k, replication=1,
+                             action=c, class_index=c, class_name=name, caption=name, split=split))
+            feats.append(np.full((5 + k, 263), c, np.float32))
+    joints = [np.full((len(f), 22, 3), i, np.float32) for i, f in enumerate(feats)]
+    return PreparedTarget.from_clips(pd.DataFrame(rows), feats, joints)
+
+
+def _synthetic(per_class: int = 3) -> SyntheticSet:
+    labels = np.repeat([0, 1], per_class)
+    feats = [np.zeros((4 + i, 263), np.float32) for i in range(len(labels))]
+    return SyntheticSet(feats, [np.full((len(f), 22, 3), 100 + i, np.float32) for i, f in enumerate(feats)],
+                        labels, ["a", "b"])
+
+
+@pytest.mark.parametrize("data,expected", [("fewshot", 4), ("fewshot+synthetic", 10), ("synthetic", 6),
+                                           ("all_real", 8)])
+def test_training_set_rows(data, expected):
+    joints, labels = training_set(_target(), _synthetic(), EvaluateConfig(train_data=data))
+    assert len(joints) == len(labels) == expected
+    if data == "all_real":
+        assert sorted(labels.tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]  # few-shot + unused training side, no test clip
+    if data == "fewshot+synthetic":
+        assert labels.tolist() == [0, 0, 1, 1, 0, 0, 0, 1, 1, 1]
+
+
+def test_synthetic_subset_per_class_and_class_check():
+    config = EvaluateConfig(train_data="synthetic", synthetic_per_class=1)
+    _, labels = training_set(_target(), _synthetic(), config)
+    assert labels.tolist() == [0, 1]
+    wrong = _synthetic()
+    wrong.class_names = ["x", "y"]
+    with pytest.raises(ValueError, match="differ"):
+        training_set(_target(), wrong, EvaluateConfig(train_data="synthetic"))
+    with pytest.raises(ValueError, match="needs the generated set"):
+        training_set(_target(), None, EvaluateConfig(train_data="fewshot+synthetic"))
+    with pytest.raises(ValueError, match="train_data"):
+        EvaluateConfig(train_data="everything")
+
+
+def test_synthetic_set_round_trip(tmp_path):
+    synthetic = _synthetic()
+    synthetic.save(tmp_path / "s.npz")
+    loaded = SyntheticSet.load(tmp_path / "s.npz")
+    assert loaded.class_names == ["a", "b"] and loaded.labels.tolist() == synthetic.labels.tolist()
+    for a, b in zip(loaded.joints, synthetic.joints, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="sampling_steps"):
+        GenerateConfig(sampling_steps=-1)
+
+
+def test_summary_statistics_and_plots(tmp_path):
+    per_seed = {1: 0.6, 2: 0.8, 3: 0.7, 4: 0.9, 5: 0.5}
+    summary = summarize_accuracy(per_seed)
+    assert summary["top1.median"] == pytest.approx(0.7) and summary["top1.mean"] == pytest.approx(0.7)
+    assert summary["top1.std"] == pytest.approx(np.std([0.6, 0.8, 0.7, 0.9, 0.5]))
+    assert summary["top1.seed_4"] == 0.9 and summary["seeds"] == 5
+    write_accuracy_plot(per_seed, tmp_path / "a.tsv", tmp_path / "a.png", "t")
+    assert (tmp_path / "a.tsv").read_text().splitlines()[1] == "1\t0.600000"
+    write_confusion([np.array([[2, 1], [0, 3]]), np.array([[1, 0], [1, 1]])], ["a", "b"], tmp_path / "c.csv",
+                    tmp_path / "c.png", "t")
+    rows = (tmp_path / "c.csv").read_text().splitlines()
+    assert rows[0] == "actual,predicted" and rows.count("a,a") == 3 and rows.count("b,a") == 1 and len(rows) == 10
+    write_curves([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}], tmp_path / "l.tsv", tmp_path / "l.png", "t")
+    assert (tmp_path / "l.tsv").read_text().splitlines() == ["step\tloss", "1\t2", "2\t1"]
+    with pytest.raises(ValueError, match="no per-seed"):
+        summarize_accuracy({})
+
+
+def test_atomic_output_dir_keeps_old_output_on_failure(tmp_path):
+    out = tmp_path / "out"
+    with atomic_output_dir(out) as tmp:
+        (tmp / "a.txt").write_text("first")
+    with pytest.raises(RuntimeError):
+        with atomic_output_dir(out) as tmp:
+            (tmp / "a.txt").write_text("partial")
+            raise RuntimeError("stage failed")
+    assert (out / "a.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary leftovers
+    with atomic_output_dir(out) as tmp:
+        (tmp / "b.txt").write_text("second")
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+    write_json(tmp_path / "m.json", {"b": np.float32(0.5), "a": np.int64(2)})
+    assert read_json(tmp_path / "m.json") == {"a": 2, "b": 0.5}
