@@ -27,6 +27,14 @@ import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
+from kinemic.checkpoints import (
+    atomic_torch_save,
+    mdm_from_dict,
+    mdm_to_dict,
+    read_checkpoint,
+    stats_from_dict,
+    stats_to_dict,
+)
 from kinemic.diffusion import GaussianDiffusion
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
@@ -122,16 +130,15 @@ class StudentCheckpoint:
         return GaussianDiffusion(self.diffusion_steps, self.noise_schedule, respacing)
 
     def save(self, path: Path) -> None:
-        torch.save(
+        atomic_torch_save(
             {
                 "format": STUDENT_FORMAT,
                 "method": self.method,
-                "mdm_config": self.model.config.to_dict(),
-                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                **mdm_to_dict(self.model),
                 "class_names": list(self.class_names),
                 "class_prompts": list(self.class_prompts),
                 "prompt_embeddings": torch.from_numpy(np.asarray(self.prompt_embeddings, np.float32)),
-                "stats": {"mean": torch.from_numpy(self.stats.mean), "std": torch.from_numpy(self.stats.std)},
+                "stats": stats_to_dict(self.stats),
                 "diffusion": {"steps": self.diffusion_steps, "schedule": self.noise_schedule},
                 "max_frames": self.max_frames,
                 "text_encoder": dict(self.text_encoder),
@@ -142,22 +149,14 @@ class StudentCheckpoint:
 
     @classmethod
     def load(cls, path: Path, device: str | torch.device = "cpu") -> StudentCheckpoint:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: student checkpoint not found; run `dvc repro train` first")
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("format") != STUDENT_FORMAT:
-            raise ValueError(f"{path}: not a kinemic student checkpoint")
-        model = MDM.from_config(MDMConfig.from_dict(data["mdm_config"]))
-        model.load_state_dict(data["state_dict"], strict=True)
-        model.to(device).eval().requires_grad_(False)
+        data = read_checkpoint(path, STUDENT_FORMAT, "run `dvc repro train` first")
         return cls(
-            model=model,
+            model=mdm_from_dict(data, device),
             method=data["method"],
             class_names=list(data["class_names"]),
             class_prompts=list(data["class_prompts"]),
             prompt_embeddings=data["prompt_embeddings"].numpy(),
-            stats=FeatureStats(mean=data["stats"]["mean"].numpy(), std=data["stats"]["std"].numpy()),
+            stats=stats_from_dict(data["stats"]),
             diffusion_steps=int(data["diffusion"]["steps"]),
             noise_schedule=str(data["diffusion"]["schedule"]),
             max_frames=int(data["max_frames"]),

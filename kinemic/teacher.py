@@ -26,6 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from kinemic.checkpoints import (
+    atomic_torch_save,
+    mdm_from_dict,
+    mdm_to_dict,
+    read_checkpoint,
+    stats_from_dict,
+    stats_to_dict,
+)
 from kinemic.conditioning import TextSpec
 from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import GaussianDiffusion, masked_mse
@@ -100,9 +108,8 @@ class TeacherCheckpoint:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
-            "mdm_config": self.model.config.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "stats": {"mean": torch.from_numpy(np.asarray(self.stats.mean)), "std": torch.from_numpy(self.stats.std)},
+            **mdm_to_dict(self.model),
+            "stats": stats_to_dict(self.stats),
             "diffusion": {"steps": self.diffusion_steps, "schedule": self.noise_schedule},
             "text_encoder": dict(self.text_encoder),
             "max_frames": self.max_frames,
@@ -111,23 +118,14 @@ class TeacherCheckpoint:
         }
 
     def save(self, path: Path) -> None:
-        torch.save(self.to_dict(), path)
+        atomic_torch_save(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: Path, device: str | torch.device = "cpu") -> TeacherCheckpoint:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: teacher checkpoint not found; run `dvc repro teacher` first")
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: not a kinemic teacher checkpoint (format {data.get('format')!r})")
-        model = MDM.from_config(MDMConfig.from_dict(data["mdm_config"]))
-        model.load_state_dict(data["state_dict"], strict=True)
-        model.to(device).eval().requires_grad_(False)
-        stats = FeatureStats(mean=data["stats"]["mean"].numpy(), std=data["stats"]["std"].numpy())
+        data = read_checkpoint(path, CHECKPOINT_FORMAT, "run `dvc repro teacher` first")
         return cls(
-            model=model,
-            stats=stats,
+            model=mdm_from_dict(data, device),
+            stats=stats_from_dict(data["stats"]),
             diffusion_steps=int(data["diffusion"]["steps"]),
             noise_schedule=str(data["diffusion"]["schedule"]),
             text_encoder=dict(data["text_encoder"]),
@@ -328,9 +326,7 @@ def pretrain_teacher(
 
 
 def _save_resume(path: Path, model, optimizer, rng, generator, losses, step) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
+    atomic_torch_save(
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -340,6 +336,5 @@ def _save_resume(path: Path, model, optimizer, rng, generator, losses, step) -> 
             "losses": losses,
             "step": step,
         },
-        tmp,
+        path,
     )
-    tmp.replace(path)

@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from kinemic.checkpoints import atomic_torch_save
 from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
@@ -467,7 +468,6 @@ def train_student(
 
 
 def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, bank, history, step) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "student": parts.student.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -481,9 +481,7 @@ def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, ban
     if parts.mic is not None:
         state["mic"] = parts.mic.state_dict()
         state["logit_scale"] = parts.logit_scale.detach().cpu()
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_torch_save(state, path)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_config_validation():
 def test_load_rejects_foreign_files(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"weights": torch.zeros(2)}, path)
-    with pytest.raises(ValueError, match="not a kinemic teacher checkpoint"):
+    with pytest.raises(ValueError, match="not a kinemic.teacher/1 checkpoint"):
         TeacherCheckpoint.load(path)
     with pytest.raises(FileNotFoundError, match="dvc repro teacher"):
         TeacherCheckpoint.load(tmp_path / "missing.pt")
