@@ -2,9 +2,9 @@
 
     python scripts/results_table.py [--out plots/compare.png]
 
-Reads `dvc exp show --json` (the workspace, the baseline commit and every experiment of it) and prints one row per
-experiment that has a `metrics/summary.json`: name, method and switches, training data, median / mean +- std top-1,
-and the generative metrics. The README's results table is produced this way.
+Reads `dvc exp show --json --all-commits` (the workspace, every commit and their finished experiments) and prints one
+row per run with a `metrics/summary.json`: method and switches, name, median / mean +- std top-1, and the generative
+metrics. The README's results table is produced this way.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 def _runs(entries: list[dict]):
     """Yield (name, params, summary) for the workspace, baselines and experiments in `dvc exp show --json`."""
     for entry in entries:
-        for run in [entry, *[r for exp in entry.get("experiments") or [] for r in exp.get("revs", [])]]:
+        finished = [exp for exp in entry.get("experiments") or [] if (exp.get("executor") or {}).get("state")
+                    in (None, "success")]  # queued and running experiments show their baseline's numbers
+        for run in [entry, *[r for exp in finished for r in exp.get("revs", [])]]:
             data = run.get("data") or {}
             summary = ((data.get("metrics") or {}).get("metrics/summary.json") or {}).get("data")
             params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
@@ -49,7 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("plots/compare.png"))
     args = parser.parse_args()
-    shown = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    shown = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], check=True, capture_output=True,
+                           text=True).stdout
     rows = []
     for name, params, s in _runs(json.loads(shown)):
         gen = (f"{s['gen.fid']:.2f} | {s['gen.diversity']:.2f} | {s['gen.multimodality']:.2f} | "

@@ -61,3 +61,13 @@ def one_thread():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.gpu` tests need CUDA; elsewhere they skip, saying why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (none here); run on a GPU machine to check the CUDA paths")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
