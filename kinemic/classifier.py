@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from kinemic import metrics
 from kinemic.models.stgcn import DEFAULT_CENTER, STGCN, STGCNConfig
+from kinemic.schedules import cosine_lr
 from kinemic.skeleton import NUM_JOINTS
 
 logger = logging.getLogger(__name__)
@@ -162,11 +163,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was requested but CUDA is not available here; use 'auto' or 'cpu'")
     return device
-
-
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """Per-iteration cosine annealing to 0 with no warmup (mmcv CosineAnnealing, by_epoch=False): lr at `step`."""
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / total_steps))
 
 
 def sample_train_indices(num_frames: int, clip_len: int, rng: np.random.Generator) -> np.ndarray:

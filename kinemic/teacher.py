@@ -6,7 +6,8 @@ rebuild everything from it and never from their own params, so a teacher cannot 
 
 Pretraining follows MDM's recipe (reference/mdm_kinemic.md sections 4-6): a random caption per motion per step, a random
 crop to a multiple of 4 frames (sometimes one unit shorter), z-normalisation, zero padding to the batch's longest crop,
-uniform t, x0 prediction with the masked MSE, text dropout for guidance, AdamW. It checkpoints every N steps with
+uniform t, x0 prediction with the masked MSE, text dropout for guidance, AdamW (optionally with a warmup and a cosine
+decay of the learning rate, which short pretraining runs need). It checkpoints every N steps with
 optimizer and RNG state, and a re-run after an interruption resumes from the last checkpoint and continues the same
 random stream, so an interrupted and an uninterrupted run end with identical weights.
 """
@@ -40,6 +41,7 @@ from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
 from kinemic.runtime import autocast, resolve_device
+from kinemic.schedules import LR_SCHEDULES, scheduled_lr
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class TeacherConfig:
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # or 'cosine' (annealed to 0 at the last step)
+    warmup_steps: int = 0
     weight_decay: float = 0.0
     max_frames: int = 196
     unit_length: int = 4
@@ -86,6 +90,10 @@ class TeacherConfig:
             raise ValueError(f"teacher.max_frames ({self.max_frames}) must be >= unit_length ({self.unit_length})")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"teacher.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.steps:
+            raise ValueError(f"teacher.warmup_steps must lie in [0, steps), got {self.warmup_steps}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"teacher.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         TextSpec.from_dict(self.text)
 
 
@@ -296,6 +304,8 @@ def pretrain_teacher(
         loss = masked_mse(pred.float(), batch.x0, batch.mask).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = scheduled_lr(config.lr, step, config.steps, config.lr_schedule, config.warmup_steps)
         optimizer.step()
         step += 1
         running, count = running + loss.item(), count + 1

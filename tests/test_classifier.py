@@ -1,4 +1,4 @@
-"""The ST-GCN evaluation protocol: clip sampling, lr schedule, validation, training on a toy set, determinism, I/O."""
+"""The ST-GCN evaluation protocol: clip sampling, validation, training on a toy set, determinism, I/O."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from kinemic.classifier import (
     ClassifierConfig,
     EpochStats,
     TrainedClassifier,
-    cosine_lr,
     evaluate,
     extract_features,
     load_classifier,
@@ -127,14 +126,6 @@ def test_test_indices_are_deterministic():
     short = sample_test_indices(40, 100, num_clips=10)
     np.testing.assert_array_equal(short[:, 0], np.arange(10) * 40 // 10)
     np.testing.assert_array_equal(short[3], (short[3, 0] + np.arange(100)) % 40)
-
-
-def test_cosine_lr_anneals_to_zero_without_warmup():
-    assert cosine_lr(0.1, 0, 100) == pytest.approx(0.1)
-    assert cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
-    assert cosine_lr(0.1, 100, 100) == pytest.approx(0.0, abs=1e-12)
-    lrs = [cosine_lr(0.1, s, 100) for s in range(100)]
-    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
 
 
 def test_prepare_joints_recenters_copies_and_never_mutates():

@@ -72,10 +72,11 @@ def test_loss_decreases():
 
 def test_resume_continues_the_same_run(tmp_path):
     prior = _tiny_prior()
-    straight = pretrain_teacher(prior, _fake_embed, _config(), {"name": "fake"})
-    interrupted = pretrain_teacher(prior, _fake_embed, _config(), {"name": "fake"}, resume_dir=tmp_path, stop_after=6)
+    config = _config(lr_schedule="cosine", warmup_steps=3)  # the schedule is a function of the step: nothing to save
+    straight = pretrain_teacher(prior, _fake_embed, config, {"name": "fake"})
+    interrupted = pretrain_teacher(prior, _fake_embed, config, {"name": "fake"}, resume_dir=tmp_path, stop_after=6)
     assert interrupted.teacher.step == 6
-    resumed = pretrain_teacher(prior, _fake_embed, _config(), {"name": "fake"}, resume_dir=tmp_path)
+    resumed = pretrain_teacher(prior, _fake_embed, config, {"name": "fake"}, resume_dir=tmp_path)
     assert resumed.resumed_from == 4  # the last checkpoint before the interruption
     assert resumed.losses == straight.losses
     for key, value in straight.teacher.model.state_dict().items():
@@ -117,6 +118,10 @@ def test_config_validation():
         TeacherConfig(source="official")
     with pytest.raises(ValueError, match="teacher.precision"):
         TeacherConfig(precision="fp16")
+    with pytest.raises(ValueError, match="teacher.lr_schedule"):
+        TeacherConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match="teacher.warmup_steps"):
+        TeacherConfig(steps=100, warmup_steps=100)
 
 
 def test_load_rejects_foreign_files(tmp_path):
