@@ -33,6 +33,7 @@ from kinemic.classifier import (
 )
 from kinemic.generation import SyntheticSet
 from kinemic.params import config_from_params
+from kinemic.skeleton import FPS
 from kinemic.target_set import PreparedTarget
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,9 @@ def train_evaluator(target: PreparedTarget, config: ClassifierConfig, seed: int,
 def generative_metrics(
     evaluator: TrainedClassifier, target: PreparedTarget, synthetic: SyntheticSet, seed: int
 ) -> dict[str, float]:
-    """FID (synthetic vs real training clips), diversity, multimodality, and the evaluator's accuracy on synthetic
-    samples; the same diversity/multimodality on the real test set as the reference scale."""
+    """FID (synthetic vs real training clips), diversity, multimodality, the evaluator's accuracy on synthetic
+    samples, and motion dynamics (speed, acceleration); the same diversity / multimodality on the real test set and
+    the dynamics of the real training clips as the reference scale."""
     real = target.select(["fewshot", "unused"])
     test = target.split("test")
     real_feats = extract_features(evaluator, real.all_joints())
@@ -136,6 +138,8 @@ def generative_metrics(
     test_feats = extract_features(evaluator, test.all_joints())
     rng = np.random.default_rng(seed)
     predictions = predict_proba(evaluator, synthetic.joints).argmax(axis=1)
+    dynamics = metrics.motion_dynamics(synthetic.joints, FPS)
+    real_dynamics = metrics.motion_dynamics(real.all_joints(), FPS)
     return {
         "fid": metrics.fid(real_feats, fake_feats),
         "diversity": metrics.diversity(fake_feats, rng=rng),
@@ -143,4 +147,6 @@ def generative_metrics(
         "recognition_accuracy": metrics.top1_accuracy(predictions, synthetic.labels),
         "real.diversity": metrics.diversity(test_feats, rng=rng),
         "real.multimodality": metrics.multimodality(test_feats, test.labels, rng=rng),
+        **dynamics,
+        **{f"real.{k}": v for k, v in real_dynamics.items()},
     }

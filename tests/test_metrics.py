@@ -1,4 +1,4 @@
-"""FID, diversity, multimodality, top-1 and confusion on hand-made feature sets with known answers."""
+"""FID, diversity, multimodality, top-1, confusion and motion dynamics on hand-made sets with known answers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from kinemic.metrics import (
     diversity,
     fid,
     frechet_distance,
+    motion_dynamics,
     multimodality,
     per_class_accuracy,
     top1_accuracy,
@@ -165,3 +166,47 @@ def test_recognition_errors():
         top1_accuracy(np.array([0, 1]), np.array([0]))
     with pytest.raises(ValueError, match=r"predictions must be in \[0, 2\)"):
         confusion_matrix([0, 1], [0, 2], num_classes=2)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# motion dynamics
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _swinging_hand(frames: int, radius: float, omega: float, fps: float) -> np.ndarray:
+    """Joint 0 (pelvis) travels in x; joint 1 circles it at `radius` m and `omega` rad/s: known speed, acceleration."""
+    t = np.arange(frames) / fps
+    joints = np.zeros((frames, 2, 3))
+    joints[:, 0, 0] = 3.0 * t  # travel must not count
+    joints[:, 1, 0] = joints[:, 0, 0] + radius * np.cos(omega * t)
+    joints[:, 1, 1] = radius * np.sin(omega * t)
+    return joints
+
+
+def test_motion_dynamics_of_uniform_circular_motion():
+    fps, radius, omega = 200.0, 0.5, 2.0
+    result = motion_dynamics([_swinging_hand(400, radius, omega, fps)], fps)
+    # Two joints, the pelvis still relative to itself: the mean over joints halves the hand's values.
+    assert result["speed"] == pytest.approx(radius * omega / 2, rel=1e-4)
+    assert result["acceleration"] == pytest.approx(radius * omega**2 / 2, rel=1e-3)
+
+
+def test_motion_dynamics_tells_static_and_jittery_sets_apart():
+    rng = np.random.default_rng(0)
+    smooth = [_swinging_hand(60, 0.4, 3.0, 20.0) for _ in range(4)]
+    static = [np.repeat(m[:1], 60, axis=0) for m in smooth]
+    jittery = [m + rng.normal(scale=0.02, size=m.shape) for m in smooth]
+    reference = motion_dynamics(smooth, 20.0)
+    assert motion_dynamics(static, 20.0) == {"speed": 0.0, "acceleration": 0.0}
+    assert motion_dynamics(jittery, 20.0)["acceleration"] > 3 * reference["acceleration"]
+
+
+def test_motion_dynamics_errors():
+    with pytest.raises(ValueError, match="at least one"):
+        motion_dynamics([], 20.0)
+    with pytest.raises(ValueError, match="motion 1: expected"):
+        motion_dynamics([np.zeros((5, 2, 3)), np.zeros((2, 2, 3))], 20.0)
+    bad = np.zeros((5, 2, 3))
+    bad[2, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="motion 0 contains NaN"):
+        motion_dynamics([bad], 20.0)
