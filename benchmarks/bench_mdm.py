@@ -15,9 +15,9 @@ a batch of 383 motions x 60 frames, the size of one class of the paper's synthet
 Training: one AdamW step (q_sample at uniform t, forward with text condition dropout, masked MSE, backward) for a batch
 of 64 x 196 frames (HumanML3D's padded training length, the official batch size), for both implementations.
 
-Sizes: 'embedded' (latent 256, ff 1024, 4 layers, 4 heads, text 384 = the packaged MiniLM encoder) and 'official'
-(512, 1024, 8 layers, 4 heads, text 512 = CLIP ViT-B/32). Each measurement is one warm-up then `--reps` timed runs;
-the median is reported.
+Sizes: 'embedded' (params.yaml's teacher: latent 128, ff 512, 4 layers, 4 heads, text 384 = the packaged MiniLM
+encoder) and 'official' (512, 1024, 8 layers, 4 heads, text 512 = CLIP ViT-B/32). Each measurement is one warm-up then
+`--reps` timed runs; the median is reported.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from kinemic.diffusion import GaussianDiffusion, classifier_free_guidance, maske
 from kinemic.models.mdm import MDM, MDMConfig
 
 SIZES = {
-    "embedded": MDMConfig(latent_dim=256, ff_size=1024, num_layers=4, num_heads=4, text_dim=384),
+    "embedded": MDMConfig(latent_dim=128, ff_size=512, num_layers=4, num_heads=4, text_dim=384),
     "official": MDMConfig(),
 }
 

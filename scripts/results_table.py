@@ -1,10 +1,12 @@
 """Compare experiments: a markdown table and a bar chart of the `report` summaries of DVC experiments.
 
-    python scripts/results_table.py [--out plots/compare.png]
+    python scripts/results_table.py [--out plots/compare.png] [-- DVC EXP SHOW OPTIONS]
 
-Reads `dvc exp show --json --all-commits` (the workspace, every commit and their finished experiments) and prints one
+Reads `dvc exp show --json` with the given options (default `--all-commits`: the workspace, every commit and their
+finished experiments; `-- --rev <commit>` keeps one commit's) and prints one
 row per run with a `metrics/summary.json`: method and switches, name, median / mean +- std top-1, and the generative
-metrics. The README's results table is produced this way.
+metrics (FID, diversity, multimodality, recognition by the evaluator, joint speed and acceleration beside the real
+clips'). The README's results table is produced this way.
 """
 
 from __future__ import annotations
@@ -50,17 +52,20 @@ def _label(params: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("plots/compare.png"))
+    parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
     args = parser.parse_args()
-    shown = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], check=True, capture_output=True,
+    shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
                            text=True).stdout
     rows = []
     for name, params, s in _runs(json.loads(shown)):
         gen = (f"{s['gen.fid']:.2f} | {s['gen.diversity']:.2f} | {s['gen.multimodality']:.2f} | "
                f"{100 * s['gen.recognition_accuracy']:.1f}") if "gen.fid" in s else "- | - | - | -"
+        gen += (f" | {s['gen.speed']:.2f} ({s['gen.real.speed']:.2f}) | "
+                f"{s['gen.acceleration']:.1f} ({s['gen.real.acceleration']:.1f})") if "gen.speed" in s else " | - | -"
         rows.append((_label(params), name, 100 * s["top1.median"], 100 * s["top1.mean"], 100 * s["top1.std"], gen))
     print("| method | experiment | median top-1 (%) | mean +- std (%) | FID | diversity | multimodality | "
-          "recognised (%) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "recognised (%) | speed m/s (real) | acceleration m/s2 (real) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, name, median, mean, std, gen in rows:
         print(f"| {label} | {name} | {median:.1f} | {mean:.1f} +- {std:.1f} | {gen} |")
     if rows:
