@@ -6,7 +6,7 @@
 One step = the full method (teacher stream on 30 soft-paired prior motions, LoRA student on 30 target samples and on
 the 30 mined windows, MIC on all three, SNN + reconstruction + distillation + dww, AdamW with clipping), on random
 weights and random data of the real shapes: target clips of 30-80 frames, prior motions of up to `prior_frames`.
-The 'embedded' size is the default params (MDM 128 wide, 4 layers, prior crops of 96 frames); 'paper' is the official
+The 'embedded' size is the default params (MDM 128 wide, 4 layers, prior crops of 80 frames); 'paper' is the official
 MDM (512, 8 layers) with HumanML3D-length prior motions (196 frames) and the authors' 512-d MIC.
 """
 
@@ -31,7 +31,7 @@ from kinemic.training import TrainConfig, build_student, build_training_data, dr
 
 SIZES = {
     "embedded": (MDMConfig(latent_dim=128, ff_size=512, num_layers=4, num_heads=4, dropout=0.0, text_dim=384,
-                           mask_frames=True), 96, {"rank": 16, "alpha": 32.0, "dropout": 0.0}),
+                           mask_frames=True), 80, {"rank": 16, "alpha": 32.0, "dropout": 0.0}),
     "paper": (MDMConfig(latent_dim=512, ff_size=1024, num_layers=8, num_heads=4, dropout=0.1, text_dim=512,
                         mask_frames=True), 196, {"rank": 16, "alpha": 32.0, "dropout": 0.1}),
 }
