@@ -6,6 +6,7 @@ steps everywhere), so this checks the wiring between stages (paths, file formats
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -117,6 +118,54 @@ def test_dvc_yaml_names_every_path_a_stage_writes_or_reads():
         for dep in _paths(stage.get("deps")):
             if dep.startswith(("kinemic", "stages")):
                 assert (REPO / dep).exists(), f"stage {name}: dependency {dep} does not exist"
+
+
+def _module_file(module: str) -> Path | None:
+    path = REPO.joinpath(*module.split("."))
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
+
+
+def _kinemic_imports(path: Path) -> set[str]:
+    """Modules of `kinemic` a file imports (absolute or relative), including `from kinemic.x import submodule`."""
+    package = ".".join(path.relative_to(REPO).parent.parts)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {m for m in found if m.split(".")[0] == "kinemic"}
+
+
+def _library_files_run_by(script: Path) -> set[str]:
+    """Every kinemic file that importing `script` executes: packages' __init__ files included, transitively."""
+    files, todo = set(), [script]
+    while todo:
+        path = todo.pop()
+        if path in files:
+            continue
+        files.add(path)
+        for module in _kinemic_imports(path):
+            parts = module.split(".")
+            todo += [f for i in range(1, len(parts) + 1) if (f := _module_file(".".join(parts[:i]))) is not None]
+    return {str(f.relative_to(REPO)) for f in files if f.relative_to(REPO).parts[0] == "kinemic"}
+
+
+def test_each_stage_depends_on_all_library_code_it_runs():
+    """A stage whose code changed must re-run: its deps cover every kinemic module its script imports, transitively."""
+    for name, stage in _dvc_stages().items():
+        script = REPO / shlex.split(stage["cmd"])[1]
+        deps = _paths(stage.get("deps"))
+        missing = sorted(f for f in _library_files_run_by(script)
+                         if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
+        assert not missing, f"stage {name}: add to its deps in dvc.yaml: {missing}"
 
 
 def test_every_params_section_builds_its_config():
