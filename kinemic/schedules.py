@@ -17,8 +17,8 @@ def scheduled_lr(
 ) -> float:
     """lr for `step` (0-based): a linear warmup over `warmup_steps`, then constant or cosine-annealed to 0 at the end.
 
-    A short pretraining at a high rate needs the decay: it is what lets the denoiser settle on precise small-noise
-    predictions instead of jittering around them.
+    Pure in `step`, so resuming needs no scheduler state. (For the embedded teacher a cosine decay brought back the
+    static samples that a constant rate avoids: see the README on how its learning rate was chosen.)
     """
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {schedule!r}")

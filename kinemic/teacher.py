@@ -6,8 +6,8 @@ rebuild everything from it and never from their own params, so a teacher cannot 
 
 Pretraining follows MDM's recipe (reference/mdm_kinemic.md sections 4-6): a random caption per motion per step, a random
 crop to a multiple of 4 frames (sometimes one unit shorter), z-normalisation, zero padding to the batch's longest crop,
-uniform t, x0 prediction with the masked MSE, text dropout for guidance, AdamW (optionally with a warmup and a cosine
-decay of the learning rate, which short pretraining runs need). It checkpoints every N steps with
+uniform t, x0 prediction with the masked MSE, text dropout for guidance, AdamW, at a constant learning rate or with a
+warmup and a cosine decay (`lr_schedule`). It checkpoints every N steps with
 optimizer and RNG state, and a re-run after an interruption resumes from the last checkpoint and continues the same
 random stream, so an interrupted and an uninterrupted run end with identical weights.
 """
