@@ -23,16 +23,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _runs(entries: list[dict]):
-    """Yield (name, params, summary) for the workspace, baselines and experiments in `dvc exp show --json`."""
-    for entry in entries:
+    """Yield (name, params, summary) for the workspace, baselines and experiments in `dvc exp show --json`; a run
+    identical to one already yielded (the workspace of a committed baseline) is yielded once."""
+    seen = set()
+    for entry in sorted(entries, key=lambda e: e.get("rev") == "workspace"):  # name a committed run by its commit
         finished = [exp for exp in entry.get("experiments") or [] if (exp.get("executor") or {}).get("state")
                     in (None, "success")]  # queued and running experiments show their baseline's numbers
         for run in [entry, *[r for exp in finished for r in exp.get("revs", [])]]:
             data = run.get("data") or {}
             summary = ((data.get("metrics") or {}).get("metrics/summary.json") or {}).get("data")
             params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
-            if summary and params:
-                yield run.get("name") or run.get("rev", "?")[:7], params, summary
+            key = json.dumps([params, summary], sort_keys=True)
+            if summary and params and key not in seen:
+                seen.add(key)
+                rev = run.get("rev", "?")
+                yield run.get("name") or (rev if rev == "workspace" else rev[:7]), params, summary
+
+
+ROW_ORDER = ["real data only (few-shot)", "MDM zero-shot", "MDM + LoRA", "MDM from scratch", "KineMIC (Base)",
+             "KineMIC + dist", "KineMIC + dww", "KineMIC (full)", "ground truth (all real data)"]  # the paper's order
 
 
 def _label(params: dict) -> str:
@@ -63,6 +72,7 @@ def main() -> None:
         gen += (f" | {s['gen.speed']:.2f} ({s['gen.real.speed']:.2f}) | "
                 f"{s['gen.acceleration']:.1f} ({s['gen.real.acceleration']:.1f})") if "gen.speed" in s else " | - | -"
         rows.append((_label(params), name, 100 * s["top1.median"], 100 * s["top1.mean"], 100 * s["top1.std"], gen))
+    rows.sort(key=lambda row: ROW_ORDER.index(row[0]))
     print("| method | experiment | median top-1 (%) | mean +- std (%) | FID | diversity | multimodality | "
           "recognised (%) | speed m/s (real) | acceleration m/s2 (real) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
