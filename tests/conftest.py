@@ -1,4 +1,9 @@
-"""Shared test fixtures. Tests that read `../shared` (parity data, real samples) skip cleanly when it is absent."""
+"""Shared test fixtures.
+
+The official-output parity data lives in the repository (`tests/fixtures/parity`, copied from `../shared`), so every
+clone runs the parity tests and a missing fixture is a failure. Only the real NTU-VIBE samples stay in `../shared`
+(they are not ours to redistribute); their tests skip cleanly when it is absent.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("KINEMIC_SHARED", REPO_ROOT.parent / "shared"))
+PARITY_DIR = REPO_ROOT / "tests" / "fixtures" / "parity"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -26,8 +32,11 @@ def _shared_path(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    """`../shared/fixtures/parity`: outputs of the official HumanML3D and MDM code."""
-    return _shared_path("fixtures", "parity")
+    """`tests/fixtures/parity`: outputs of the official HumanML3D and MDM code (provenance in its README)."""
+    if not PARITY_DIR.is_dir():
+        raise FileNotFoundError(f"{PARITY_DIR} is missing: the parity fixtures are part of the repository; restore them "
+                                "with `git checkout -- tests/fixtures/parity`")
+    return PARITY_DIR
 
 
 @pytest.fixture(scope="session")
