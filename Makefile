@@ -19,6 +19,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# The optional mmaction2 stack (pyproject extra `mm`) in the same environment; CI installs it to run the oracle tests.
+.PHONY: setup-mm
+$(VENV)/.installed-mm: $(VENV)/.installed pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,mm]"
+	touch $@
+
+setup-mm: $(VENV)/.installed-mm
+
 repro: setup
 	$(VENV)/bin/dvc repro
 
