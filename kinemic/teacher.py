@@ -219,21 +219,44 @@ class PretrainResult:
     seconds: float
 
 
-def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_dim: int) -> str:
-    """Identity of a pretraining run: a resume checkpoint is only reused for the same config and data."""
+def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: torch.Tensor) -> str:
+    """Identity of a pretraining run: a resume checkpoint is only reused for the same config, data and embeddings.
+
+    Every byte of every input is hashed (not a sample of rows): a resume from a run on other data would silently mix
+    two runs' weights.
+    """
     digest = hashlib.sha256()
     digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
-    digest.update(str(text_dim).encode())
-    digest.update(_prior_hash(prior).encode())
+    update_with_tensor(digest, text_table)  # the caption embeddings as used (this covers the text encoder)
+    digest.update(prior_hash(prior).encode())
     return digest.hexdigest()[:16]
 
 
-def _prior_hash(prior: PreparedPrior) -> str:
+def prior_hash(prior: PreparedPrior) -> str:
+    """Hash of a prepared prior as training reads it: both tables, every feature frame and the statistics."""
     digest = hashlib.sha256()
     digest.update(prior.motions.to_csv(index=False).encode())
     digest.update(prior.captions.to_csv(index=False).encode())
-    digest.update(np.asarray(prior.features[:: max(1, len(prior.features) // 997)]).tobytes())
+    for array in (prior.features, prior.stats.mean, prior.stats.std):
+        update_with_array(digest, array)
     return digest.hexdigest()
+
+
+def update_with_array(digest: Any, array: np.ndarray) -> None:
+    """Feed dtype, shape and every byte of `array` to `digest`, without copying a contiguous (or memory-mapped) array.
+
+    The shape goes in too, so the same bytes split into other arrays (e.g. other motion lengths) hash differently.
+    """
+    array = np.ascontiguousarray(array)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(memoryview(array).cast("B"))
+
+
+def update_with_tensor(digest: Any, tensor: torch.Tensor) -> None:
+    """As `update_with_array`, for a tensor of any dtype (bf16 has no numpy twin: its raw bytes are hashed)."""
+    tensor = tensor.detach().cpu().contiguous()
+    digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+    digest.update(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
 
 
 def build_mdm_config(config: TeacherConfig, text_dim: int) -> MDMConfig:
@@ -277,10 +300,11 @@ def pretrain_teacher(
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     losses: list[tuple[int, float]] = []
     step = 0
+    running, count = 0.0, 0  # loss sum and steps since the last log point: part of the resume state
 
     resume_path = None
     if resume_dir is not None:
-        resume_path = Path(resume_dir) / run_fingerprint(config, prior, text_table.shape[1]) / "last.pt"
+        resume_path = Path(resume_dir) / run_fingerprint(config, prior, text_table) / "last.pt"
         if resume_path.is_file():
             state = torch.load(resume_path, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
@@ -289,10 +313,10 @@ def pretrain_teacher(
             generator.set_state(state["torch_rng"])
             torch.set_rng_state(state["global_rng"])
             losses, step = list(state["losses"]), int(state["step"])
+            running, count = float(state["running"]), int(state["count"])
             log.info("resuming teacher pretraining from step %d (%s)", step, resume_path)
     resumed_from = step
 
-    running, count = 0.0, 0
     while step < config.steps:
         motions, caption_idx = sampler.sample(rng)
         batch = collate(motions, prior.stats, device)
@@ -315,7 +339,7 @@ def pretrain_teacher(
             if progress is not None:
                 progress(step, config.steps, losses[-1][1])
         if resume_path is not None and (step % config.checkpoint_every == 0) and step < config.steps:
-            _save_resume(resume_path, model, optimizer, rng, generator, losses, step)
+            _save_resume(resume_path, model, optimizer, rng, generator, losses, step, running, count)
         if stop_after is not None and step >= stop_after:
             break
 
@@ -335,7 +359,12 @@ def pretrain_teacher(
     return PretrainResult(teacher, losses, resumed_from, time.perf_counter() - start_time)
 
 
-def _save_resume(path: Path, model, optimizer, rng, generator, losses, step) -> None:
+def _save_resume(path: Path, model, optimizer, rng, generator, losses, step, running, count) -> None:
+    """Everything the loop carries from one step to the next, the partial log window included.
+
+    Without `running`/`count` a resume restarts the window at the checkpoint step, and when checkpoint_every is not a
+    multiple of log_every the next logged loss averages fewer steps than in an uninterrupted run.
+    """
     atomic_torch_save(
         {
             "model": model.state_dict(),
@@ -345,6 +374,8 @@ def _save_resume(path: Path, model, optimizer, rng, generator, losses, step) -> 
             "global_rng": torch.get_rng_state(),
             "losses": losses,
             "step": step,
+            "running": running,
+            "count": count,
         },
         path,
     )

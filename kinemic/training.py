@@ -52,7 +52,14 @@ from kinemic.objectives import (
 from kinemic.runtime import autocast, resolve_device
 from kinemic.student import LoRASettings, StudentCheckpoint, add_lora, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
-from kinemic.teacher import TeacherCheckpoint, collate, crop_length
+from kinemic.teacher import (
+    TeacherCheckpoint,
+    collate,
+    crop_length,
+    prior_hash,
+    update_with_array,
+    update_with_tensor,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +138,24 @@ class TrainingData:
     caption_embeddings: np.ndarray | None = None  # (captions, text_dim), rows of prior.captions
 
     def fingerprint(self) -> str:
+        """Hash of every input a step reads, in full: the few-shot set, prompts and their embeddings, the soft pairs,
+        the prior (tables, every feature frame, statistics) and its caption embeddings."""
         digest = hashlib.sha256()
         for f in self.target_features:
-            digest.update(np.ascontiguousarray(f).tobytes())
-        digest.update(self.target_labels.tobytes())
+            update_with_array(digest, f)  # shapes too: the same frames split at other lengths are another set
+        update_with_array(digest, self.target_labels)
         digest.update(json.dumps([self.class_names, self.class_prompts]).encode())
+        update_with_array(digest, self.prompt_embeddings)
+        digest.update(f"pairs{len(self.pairs_by_class)}".encode())
         for pairs in self.pairs_by_class:
-            digest.update(pairs.tobytes())
+            update_with_array(digest, pairs)
+        if self.prior is not None:
+            digest.update(prior_hash(self.prior).encode())
+        digest.update(f"rows{len(self.prior_caption_rows)}".encode())
+        for rows in self.prior_caption_rows:
+            update_with_array(digest, rows)
+        if self.caption_embeddings is not None:
+            update_with_array(digest, self.caption_embeddings)
         return digest.hexdigest()
 
 
@@ -358,10 +376,15 @@ class TrainResult:
 
 
 def run_fingerprint(config: TrainConfig, teacher: TeacherCheckpoint, data: TrainingData) -> str:
+    """Identity of a training run: config, every byte of the data and of the teacher's weights, stats and schedule."""
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
     digest.update(data.fingerprint().encode())
-    for value in teacher.model.state_dict().values():
-        digest.update(value.detach().cpu().numpy().tobytes()[:4096])
+    for name, value in teacher.model.state_dict().items():
+        digest.update(name.encode())
+        update_with_tensor(digest, value)
+    update_with_array(digest, teacher.stats.mean)
+    update_with_array(digest, teacher.stats.std)
+    digest.update(f"{teacher.diffusion_steps}{teacher.noise_schedule}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -412,6 +435,7 @@ def train_student(
     bank = MemoryBank(config.bank_size)
     history: list[dict[str, float]] = []
     step = 0
+    window: list[dict[str, float]] = []  # step losses since the last log point: part of the resume state
 
     resume_path = None
     if resume_dir is not None:
@@ -428,10 +452,10 @@ def train_student(
             torch.set_rng_state(state["global_rng"])
             bank.load_state_dict(state["bank"])
             history, step = list(state["history"]), int(state["step"])
+            window = list(state["window"])
             log.info("resuming %s training from step %d", config.method, step)
     resumed_from = step
 
-    window: list[dict[str, float]] = []
     while step < config.steps:
         batch = draw_batch(data, config, rng, device)
         loss, losses = kinemic_step(
@@ -454,7 +478,7 @@ def train_student(
             if progress is not None:
                 progress(step, config.steps, row)
         if resume_path is not None and step % config.checkpoint_every == 0 and step < config.steps:
-            _save_resume(resume_path, parts, optimizer, rng, generator, bank, history, step)
+            _save_resume(resume_path, parts, optimizer, rng, generator, bank, history, window, step)
         if stop_after is not None and step >= stop_after:
             break
 
@@ -467,7 +491,9 @@ def train_student(
     return TrainResult(checkpoint, history, resumed_from, time.perf_counter() - start_time, parts)
 
 
-def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, bank, history, step) -> None:
+def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, bank, history, window, step) -> None:
+    """Everything the loop carries from one step to the next, the partial log window included (without it a resume
+    between two log points would log a mean over fewer steps than an uninterrupted run)."""
     state = {
         "student": parts.student.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -476,6 +502,7 @@ def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, ban
         "global_rng": torch.get_rng_state(),
         "bank": bank.state_dict(),
         "history": history,
+        "window": [dict(w) for w in window],  # plain dicts: weights_only loading refuses StepLosses
         "step": step,
     }
     if parts.mic is not None:

@@ -10,7 +10,7 @@ import torch
 from kinemic.corpus import PreparedPrior
 from kinemic.motion import FeatureStats
 from kinemic.sampling import SampleRequest, sample_motions
-from kinemic.teacher import TeacherCheckpoint, TeacherConfig, crop_length, pretrain_teacher
+from kinemic.teacher import TeacherCheckpoint, TeacherConfig, crop_length, pretrain_teacher, run_fingerprint
 
 TINY_MODEL = {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "dropout": 0.1, "mask_frames": True}
 
@@ -82,6 +82,41 @@ def test_resume_continues_the_same_run(tmp_path):
     for key, value in straight.teacher.model.state_dict().items():
         torch.testing.assert_close(resumed.teacher.model.state_dict()[key], value, rtol=0, atol=0)
     assert not any(tmp_path.rglob("last.pt")), "a finished run removes its resume checkpoint"
+
+
+@pytest.mark.parametrize(("checkpoint_every", "log_every", "stop_after"), [(3, 2, 5), (2, 5, 7), (5, 3, 5)])
+def test_resume_between_log_points_logs_the_same_losses(tmp_path, checkpoint_every, log_every, stop_after):
+    """The partial log window travels with the resume checkpoint: same curve, same weights, any intervals."""
+    prior = _tiny_prior()
+    config = _config(checkpoint_every=checkpoint_every, log_every=log_every)
+    straight = pretrain_teacher(prior, _fake_embed, config, {"name": "fake"})
+    pretrain_teacher(prior, _fake_embed, config, {"name": "fake"}, resume_dir=tmp_path, stop_after=stop_after)
+    resumed = pretrain_teacher(prior, _fake_embed, config, {"name": "fake"}, resume_dir=tmp_path)
+    assert resumed.resumed_from == stop_after // checkpoint_every * checkpoint_every
+    assert resumed.resumed_from % log_every != 0  # the checkpoint lies between two log points
+    assert resumed.losses == straight.losses
+    for key, value in straight.teacher.model.state_dict().items():
+        torch.testing.assert_close(resumed.teacher.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_fingerprint_sees_every_value_of_every_input():
+    prior = _tiny_prior(n=150)  # thousands of frames: a change between sampled rows must show too
+    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
+    reference = run_fingerprint(_config(), prior, table)
+    assert run_fingerprint(_config(), prior, table.clone()) == reference
+
+    features = prior.features.copy()
+    features[len(features) // 2 + 1, 200] += 1e-3
+    changed_frame = PreparedPrior(features, prior.motions, prior.captions, prior.stats)
+    assert run_fingerprint(_config(), changed_frame, table) != reference
+    std = prior.stats.std.copy()
+    std[150] *= 2
+    changed_stats = PreparedPrior(prior.features, prior.motions, prior.captions, FeatureStats(prior.stats.mean, std))
+    assert run_fingerprint(_config(), changed_stats, table) != reference
+    other_table = table.clone()
+    other_table[len(table) - 3, 7] += 1e-3
+    assert run_fingerprint(_config(), prior, other_table) != reference
+    assert run_fingerprint(_config(seed=4), prior, table) != reference
 
 
 def test_resume_ignores_checkpoints_of_other_configs(tmp_path):

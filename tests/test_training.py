@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from kinemic.corpus import PreparedPrior
 from kinemic.models.mdm import MDM
 from kinemic.motion import FeatureStats
 from kinemic.objectives import MemoryBank
@@ -19,6 +22,7 @@ from kinemic.training import (
     draw_batch,
     kinemic_step,
     mine_windows,
+    run_fingerprint,
     train_student,
 )
 from tests.test_teacher import _fake_embed, _tiny_prior
@@ -119,6 +123,55 @@ def test_resume_after_interruption_continues_the_same_run(tmp_path):
     assert resumed.losses == straight.losses
     for key, value in straight.checkpoint.model.state_dict().items():
         torch.testing.assert_close(resumed.checkpoint.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("checkpoint_every", "log_every", "stop_after"), [(3, 2, 4), (2, 3, 5)])
+def test_resume_between_log_points_logs_the_same_losses(tmp_path, checkpoint_every, log_every, stop_after):
+    """The partial log window travels with the resume checkpoint: same curve, same weights, any intervals."""
+    teacher, data = _teacher(), _data()
+    config = _config(steps=7, checkpoint_every=checkpoint_every, log_every=log_every)
+    straight = train_student(teacher, data, config)
+    train_student(teacher, data, config, resume_dir=tmp_path, stop_after=stop_after)
+    resumed = train_student(teacher, data, config, resume_dir=tmp_path)
+    assert resumed.resumed_from == stop_after // checkpoint_every * checkpoint_every
+    assert resumed.resumed_from % log_every != 0  # the checkpoint lies between two log points
+    assert resumed.losses == straight.losses
+    for key, value in straight.checkpoint.model.state_dict().items():
+        torch.testing.assert_close(resumed.checkpoint.model.state_dict()[key], value, rtol=0, atol=0)
+    for key, value in straight.parts.mic.state_dict().items():
+        torch.testing.assert_close(resumed.parts.mic.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_fingerprint_sees_every_value_of_every_input():
+    teacher, data, config = _teacher(), _data(), _config()
+    reference = run_fingerprint(config, teacher, data)
+    assert run_fingerprint(config, _teacher(), _data()) == reference
+
+    def changed(**fields):
+        return run_fingerprint(config, teacher, dataclasses.replace(data, **fields))
+
+    prior = data.prior
+    features = prior.features.copy()
+    features[len(features) // 2 + 1, 200] += 1e-3
+    assert changed(prior=PreparedPrior(features, prior.motions, prior.captions, prior.stats)) != reference
+    captions = data.caption_embeddings.copy()
+    captions[len(captions) - 2, 9] += 1e-3
+    assert changed(caption_embeddings=captions) != reference
+    prompts = data.prompt_embeddings.copy()
+    prompts[-1, -1] += 1e-3
+    assert changed(prompt_embeddings=prompts) != reference
+    target = [f.copy() for f in data.target_features]
+    target[-1][-1, 100] += 1e-3
+    assert changed(target_features=target) != reference
+    pairs = [p.copy() for p in data.pairs_by_class]
+    pairs[-1][-1] = pairs[0][0]
+    assert changed(pairs_by_class=pairs) != reference
+
+    other = _teacher()
+    weight = max(other.model.parameters(), key=lambda p: p.numel())  # past the first 4 KB that were hashed before
+    with torch.no_grad():
+        weight.view(-1)[-1] += 1e-3
+    assert run_fingerprint(config, other, data) != reference
 
 
 def test_mined_windows_lie_inside_the_prior_motion():
