@@ -34,8 +34,10 @@ def _shared_path(*parts: str) -> Path:
 def parity_dir() -> Path:
     """`tests/fixtures/parity`: outputs of the official HumanML3D and MDM code (provenance in its README)."""
     if not PARITY_DIR.is_dir():
-        raise FileNotFoundError(f"{PARITY_DIR} is missing: the parity fixtures are part of the repository; restore them "
-                                "with `git checkout -- tests/fixtures/parity`")
+        raise FileNotFoundError(
+            f"{PARITY_DIR} is missing: the parity fixtures are part of the repository; restore them with "
+            "`git checkout -- tests/fixtures/parity`"
+        )
     return PARITY_DIR
 
 
