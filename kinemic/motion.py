@@ -310,8 +310,8 @@ def features_to_joints_rot(features: np.ndarray, offsets: np.ndarray = TARGET_OF
     for chain in KINEMATIC_CHAIN:
         acc = rot.quat_to_matrix(quat)
         for parent, child in zip(chain[:-1], chain[1:], strict=True):
-            acc = acc @ mats[..., child - 1, :, :]
-            joints[..., child, :] = acc @ offsets[child] + joints[..., parent, :]
+            acc = rot.matmul3(acc, mats[..., child - 1, :, :])
+            joints[..., child, :] = rot.matvec3(acc, offsets[child]) + joints[..., parent, :]
     return joints
 
 

@@ -18,6 +18,22 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=-1)
 
 
+def matmul3(a, b):
+    """Stacked 3x3 matrix products a @ b over leading dimensions, written out as elementwise products and sums.
+
+    Why not `@`: numpy hands stacked products to BLAS, whose kernel (and so the rounding: FMA or not, summation order)
+    depends on the CPU, so the data stages would give other bytes on another machine. Elementwise multiplies and adds
+    round the same everywhere. Works on numpy arrays and torch tensors alike.
+    """
+    return (a[..., :, 0, None] * b[..., None, 0, :] + a[..., :, 1, None] * b[..., None, 1, :]
+            + a[..., :, 2, None] * b[..., None, 2, :])
+
+
+def matvec3(a, v):
+    """Stacked 3x3 matrix-vector products a @ v: (..., 3, 3) x (..., 3) -> (..., 3), BLAS-free as `matmul3`."""
+    return a[..., :, 0] * v[..., 0, None] + a[..., :, 1] * v[..., 1, None] + a[..., :, 2] * v[..., 2, None]
+
+
 def normalize(v: np.ndarray) -> np.ndarray:
     """Unit vectors along the last axis (zero vectors give NaN, which callers check)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -118,7 +134,7 @@ def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
     s = np.sin(angle)[..., None]
     c = np.cos(angle)[..., None]
     eye = np.broadcast_to(np.eye(3), k.shape)
-    return eye + s * k + (1 - c) * (k @ k)
+    return eye + s * k + (1 - c) * matmul3(k, k)
 
 
 def matrix_to_axis_angle(m: np.ndarray) -> np.ndarray:

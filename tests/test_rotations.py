@@ -66,3 +66,24 @@ def test_torch_twins_match_numpy(rng):
     out = rot.qrot_torch(torch.from_numpy(q), torch.from_numpy(v)).numpy()
     np.testing.assert_allclose(out, rot.qrot(q, v), atol=1e-12)
     np.testing.assert_allclose(rot.qinv_torch(torch.from_numpy(q)).numpy(), rot.qinv(q))
+
+
+def test_blas_free_products_round_like_scalar_arithmetic():
+    """matmul3 / matvec3 compute each entry as ((a0*b0 + a1*b1) + a2*b2) in float64, exactly as Python floats do, so
+    they give the same bytes on every CPU (numpy's `@` goes through BLAS, whose rounding depends on the kernel)."""
+    rng = np.random.default_rng(7)
+    a, b, v = rng.normal(size=(4, 3, 3)), rng.normal(size=(4, 3, 3)), rng.normal(size=(4, 3))
+    prod, vec = rot.matmul3(a, b), rot.matvec3(a, v)
+    for n in range(4):
+        for i in range(3):
+            assert vec[n, i] == float(a[n, i, 0]) * float(v[n, 0]) + float(a[n, i, 1]) * float(v[n, 1]) + float(
+                a[n, i, 2]) * float(v[n, 2])
+            for j in range(3):
+                expected = (float(a[n, i, 0]) * float(b[n, 0, j]) + float(a[n, i, 1]) * float(b[n, 1, j])
+                            + float(a[n, i, 2]) * float(b[n, 2, j]))
+                assert prod[n, i, j] == expected
+    np.testing.assert_allclose(prod, a @ b, atol=1e-14)
+    np.testing.assert_allclose(rot.matvec3(a[:, None], v[:, None, :].repeat(5, 1)), np.einsum("nij,nkj->nki", a,
+                               v[:, None, :].repeat(5, 1)), atol=1e-14)
+    torch_prod = rot.matmul3(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    np.testing.assert_array_equal(torch_prod, prod)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kinemic.rotations import matmul3, matvec3
 from kinemic.skeleton import SMPL24_PARENTS, TARGET_BONE_LENGTHS, mirror_permutation
 
 NUM_BODY_JOINTS = 24
@@ -132,7 +133,7 @@ def rot_z(a: np.ndarray) -> np.ndarray:
 
 def euler_to_matrix(angles: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of Euler angles (..., 3) = (x, y, z) radians, composed Ry @ Rx @ Rz."""
-    return rot_y(angles[..., 1]) @ rot_x(angles[..., 0]) @ rot_z(angles[..., 2])
+    return matmul3(matmul3(rot_y(angles[..., 1]), rot_x(angles[..., 0])), rot_z(angles[..., 2]))
 
 
 def forward_kinematics(offsets: np.ndarray, root_rot: np.ndarray, local_rot: np.ndarray) -> np.ndarray:
@@ -146,8 +147,8 @@ def forward_kinematics(offsets: np.ndarray, root_rot: np.ndarray, local_rot: np.
     glob = [root_rot] + [None] * (NUM_BODY_JOINTS - 1)
     for j in range(1, NUM_BODY_JOINTS):
         p = SMPL24_PARENTS[j]
-        positions[:, j] = positions[:, p] + glob[p] @ offsets[j]
-        glob[j] = glob[p] @ local_rot[:, j]
+        positions[:, j] = positions[:, p] + matvec3(glob[p], offsets[j])
+        glob[j] = matmul3(glob[p], local_rot[:, j])
     return positions
 
 
@@ -229,7 +230,7 @@ def animate(
     num = len(track)
     yaw = start_yaw + np.concatenate([[0.0], np.cumsum(track.yaw_rate[:-1]) / fps])
     heading = rot_y(yaw)  # (T, 3, 3)
-    root_rot = heading @ euler_to_matrix(track.angles[:, 0])
+    root_rot = matmul3(heading, euler_to_matrix(track.angles[:, 0]))
     local = euler_to_matrix(track.angles)
     rel = forward_kinematics(body.offsets, root_rot, local)
 
@@ -250,7 +251,7 @@ def animate(
     anchored = -(w_mid[..., None] * foot_step).sum(axis=1)  # (T-1, 2)
     grounded = 1.0 - np.clip(0.5 * (track.flight[1:] + track.flight[:-1]), 0.0, 1.0)
     vel_body = np.stack([track.velocity[:, 0], np.zeros(num), track.velocity[:, 1]], axis=-1)
-    vel_world = np.einsum("tij,tj->ti", heading, vel_body)[:, [0, 2]]
+    vel_world = matvec3(heading, vel_body)[:, [0, 2]]
     step = grounded[:, None] * anchored + 0.5 * (vel_world[1:] + vel_world[:-1]) / fps
     root_xz = np.asarray(start_xz, dtype=np.float64) + np.concatenate([np.zeros((1, 2)), np.cumsum(step, axis=0)])
 

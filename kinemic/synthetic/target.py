@@ -27,6 +27,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from kinemic.formats.ntu import XSUB120_TRAIN_PERFORMERS
 from kinemic.formats.target_joints import Joints24Info, write_joints24_dir
+from kinemic.rotations import matmul3, matvec3
 from kinemic.synthetic.body import Track, animate, rot_x, rot_y, sample_body
 from kinemic.synthetic.config import TargetConfig
 from kinemic.synthetic.curves import num_frames
@@ -191,8 +192,8 @@ def vibe_view(cfg: TargetConfig, perf: Performance, view_yaw_deg: float, pitch_d
         box = np.abs(np.arange(num) - center) < width
         drift = drift + np.radians(rng.choice([-1, 1]) * rng.uniform(60, 180)) * box
     tilt = np.radians(pitch_deg + 1.5 * _smooth_noise(rng, (num,), 15.0))
-    rotation = rot_x(tilt) @ rot_y(-drift)  # (T, 3, 3): camera pitch after the view's yaw
-    cam = np.einsum("tij,tkj->tki", rotation, rel)
+    rotation = matmul3(rot_x(tilt), rot_y(-drift))  # (T, 3, 3): camera pitch after the view's yaw
+    cam = matvec3(rotation[:, None], rel)  # (T, K, 3)
     # Per-frame betas: a slow body-scale wobble, and now and then a burst of limb-length error.
     wobble = 1.0 + cfg.bone_wobble * _smooth_noise(rng, (num,), 4.0)
     cam = cam * wobble[:, None, None]
