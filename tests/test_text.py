@@ -360,3 +360,25 @@ def test_clip_bad_files_and_options(tmp_path):
         build_encoder("clip-vit-b32", weights=str(other)).encode(["walk"])
     with pytest.raises(ValueError, match="context_length=78"):
         build_encoder("clip-vit-b32", weights=str(other), context_length=78)
+
+
+def test_minilm_row_depends_on_its_text_alone():
+    """The same caption gives the same bytes whatever shares its batch, its position, the batch size or the thread
+    count: the cache then returns the same numbers whatever ran before (issue: 196 of 750 mined similarities moved
+    with cache history)."""
+    texts = ["a person jogs in place", "someone kicks sideways with the left leg while raising both arms high above "
+             "the head, then walks forward slowly and turns around twice", "a man walks", "the person stretches"]
+    alone = MiniLMEncoder().encode(texts[:1], normalize=False)
+    crowd = texts[::-1] + [f"filler caption number {i}" for i in range(70)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        mixed = build_encoder("minilm", batch_size=8).encode(crowd, normalize=False)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(alone[0], mixed[3])
+    reference = MiniLMEncoder().encode(texts, normalize=False)
+    np.testing.assert_array_equal(reference[::-1], mixed[:4])
+    # Still the model's embedding: sentence-transformers' own batching agrees to float32 rounding.
+    model = MiniLMEncoder()._load()
+    np.testing.assert_allclose(model.encode(texts, normalize_embeddings=False), reference, atol=1e-6)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kinemic.text.encoders import check_texts, l2_normalize, resolve_device
+from kinemic.text.encoders import check_texts, fixed_shape_batches, l2_normalize, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class CLIPConfig:
     weights: str | None = None
     cache_dir: str | None = None
     context_length: int = MAX_CONTEXT_LENGTH
-    batch_size: int = 256
+    batch_size: int = 64
     device: str = "cpu"
     progress: bool = False
 
@@ -296,7 +296,7 @@ class CLIPEncoder:
         self.weights_path = find_clip_weights(self.config.weights, self.config.cache_dir)
         self._fingerprint = file_fingerprint(self.weights_path)
         self._device = resolve_device(self.config.device)
-        self.cache_key = f"clip-vit-b32-{self._fingerprint}-ctx{self.config.context_length}-fp32"
+        self.cache_key = f"clip-vit-b32-{self._fingerprint}-ctx{self.config.context_length}-fp32-fixed"
 
     def _load(self) -> TextTower:
         return _load_tower(str(self.weights_path.resolve()), self._fingerprint, self._device)
@@ -309,11 +309,12 @@ class CLIPEncoder:
         tower = self._load()
         tokens = tokenize(texts, self.config.context_length)
         lengths = tokens.argmax(dim=-1).numpy() + 1  # tokens up to and including EOT
-        order = np.argsort(-lengths, kind="stable")  # similar lengths share a batch: little padding
-        batches = range(0, len(texts), self.config.batch_size)
+        size = self.config.batch_size
+        # Each text cut to its own ladder length, in full batches: its row never depends on the other texts.
+        batches = fixed_shape_batches(lengths, self.config.context_length, size)
         with torch.inference_mode():
-            for start in tqdm(batches, desc="CLIP text", unit="batch", disable=not self.config.progress):
-                rows = order[start : start + self.config.batch_size]
-                batch = tokens[torch.from_numpy(rows), : int(lengths[rows].max())].to(self._device)
-                out[rows] = tower(batch).float().cpu().numpy()
+            for rows, length in tqdm(batches, desc="CLIP text", unit="batch", disable=not self.config.progress):
+                index = torch.from_numpy(np.concatenate([rows, np.full(size - len(rows), rows[0])]))
+                batch = tokens[index, :length].to(self._device)
+                out[rows] = tower(batch)[: len(rows)].float().cpu().numpy()
         return l2_normalize(out) if normalize else out

