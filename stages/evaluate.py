@@ -12,6 +12,7 @@ from kinemic.evaluation import EvaluateConfig, run_seed
 from kinemic.generation import SyntheticSet
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="metrics/eval/seed_<s>.json")
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun(f"evaluate_seed_{args.seed}", args.params)
 
     config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")
     target = PreparedTarget.load(Path(args.target))
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, metrics)
     print(f"evaluate[seed {args.seed}]: top-1 {100 * outcome.result.top1:.1f}% "
           f"(trained on {outcome.train_size} clips: {config.train_data})")
+    run.finish(device=config.classifier_config().device)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from kinemic.classifier import ClassifierConfig, save_classifier
 from kinemic.evaluation import train_evaluator
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("evaluator", args.params)
 
     section = dict(load_section("evaluator", args.params))
     seed = int(section.pop("seed", 0))
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         save_classifier(classifier, tmp / "classifier.pt")
     write_json(args.metrics, {"test_top1": result.top1, "train_samples": len(target.select(["fewshot", "unused"]))})
     print(f"evaluator: top-1 {100 * result.top1:.1f}% on the real test set (all real training data)")
+    run.finish(device=config.device)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from kinemic.generation import GenerateConfig, generate_composition, generate_sy
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.preview import Panel, render_gif
+from kinemic.runtime import StageRun
 from kinemic.student import StudentCheckpoint
 from kinemic.target_set import PreparedTarget
 
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("generate", args.params)
 
     config = config_from_params(GenerateConfig, load_section("generate", args.params), "generate")
     student = StudentCheckpoint.load(Path(args.student) / "student.pt")
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         "composition_samples": 0 if composition is None else len(composition),
     })
     print(f"generate: {len(synthetic)} motions from the {student.method} student")
+    run.finish(device=config.device)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from kinemic.io import atomic_output_dir, write_json
 from kinemic.mining import MiningConfig, build_prompts, format_top_captions, mine_soft_pairs, mining_metrics
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.report import write_similarity_plot
+from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top", type=int, default=10, help="captions per class in the printed report")
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("mine", args.params)
 
     config = config_from_params(MiningConfig, load_section("mining", args.params), "mining")
     prior = PreparedPrior.load(Path(args.prior)).subset(config.splits)
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         write_similarity_plot(pairs, tmp / "similarity.csv", tmp / "similarity.png")
     write_json(args.metrics, mining_metrics(pairs))
     print(report)
+    run.finish()
 
 
 if __name__ == "__main__":

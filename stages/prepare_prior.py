@@ -8,6 +8,7 @@ import time
 from kinemic.corpus import PriorConfig, prepare_prior
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.runtime import StageRun
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="flat JSON metrics file")
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("prepare_prior", args.params)
     start = time.perf_counter()
 
     config = config_from_params(PriorConfig, load_section("prepare_prior", args.params), "prepare_prior")
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, metrics)
     print(f"prepare_prior: {len(prior.motions)} samples, {len(prior.features)} frames "
           f"in {time.perf_counter() - start:.1f} s")
+    run.finish()
 
 
 if __name__ == "__main__":

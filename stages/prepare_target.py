@@ -8,6 +8,7 @@ import time
 from kinemic.formats.pyskl import SkeletonSample, smpl22_graph, write_pyskl
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.runtime import StageRun
 from kinemic.target_prep import TargetConfig, prepare_target
 
 
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True, help="flat JSON metrics file")
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("prepare_target", args.params)
     start = time.perf_counter()
 
     config = config_from_params(TargetConfig, load_section("prepare_target", args.params), "prepare_target")
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, metrics)
     counts = samples["split"].value_counts().to_dict()
     print(f"prepare_target: {len(samples)} clips {counts} in {time.perf_counter() - start:.1f} s")
+    run.finish()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from kinemic.generation import SyntheticSet
 from kinemic.io import atomic_output_dir, read_json, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion
+from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summary", required=True, help="metrics/summary.json")
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("report", args.params)
 
     config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")
     train_method = load_section("train", args.params).get("method", "")
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.summary, summary)
     print(f"report: median top-1 {100 * summary['top1.median']:.1f}% "
           f"(mean {100 * summary['top1.mean']:.1f} +- {100 * summary['top1.std']:.1f}) over {summary['seeds']} seeds")
+    run.finish()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import load_section, setup_logging
+from kinemic.runtime import StageRun
 from kinemic.synthetic.config import SyntheticConfig
 from kinemic.synthetic.world import build_world
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--metrics", required=True, help="flat JSON metrics file")
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("synthesize", args.params)
     start = time.perf_counter()
 
     config = SyntheticConfig.from_params(load_section("synthetic", args.params))
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     write_json(args.metrics, metrics)
     log.info("synthesize: %d prior motions, %d target clips in %.1f s", summary.prior.motions, summary.target.clips,
              time.perf_counter() - start)
+    run.finish()
     return metrics
 
 

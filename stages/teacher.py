@@ -15,7 +15,7 @@ from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.preview import Panel, render_gif
 from kinemic.report import write_curves
-from kinemic.runtime import resolve_device
+from kinemic.runtime import StageRun, resolve_device
 from kinemic.sampling import SampleRequest, sample_motions
 from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("teacher", args.params)
 
     config = config_from_params(TeacherConfig, load_section("teacher", args.params), "teacher")
     spec = TextSpec.from_dict(config.text)
@@ -78,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         result = pretrain_teacher(prior, embed, config, spec.to_dict(), Path(args.resume_dir), progress)
         bar.close()
         teacher, losses = result.teacher, result.losses
-        metrics.update(final_loss=losses[-1][1], steps=result.teacher.step, resumed_from=result.resumed_from,
-                       wall_seconds=round(result.seconds, 1))
+        metrics.update(final_loss=losses[-1][1], steps=result.teacher.step)
+        run.facts.update(resumed_from=result.resumed_from, pretrain_seconds=round(result.seconds, 1))
 
     plots = Path(args.plots)
     with atomic_output_dir(args.out) as tmp:
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics["previews"] = len(previews)
     write_json(args.metrics, metrics)
     print(f"teacher: {teacher.source}, {sum(p.numel() for p in teacher.model.parameters()) / 1e6:.2f} M parameters")
+    run.finish(device=resolve_device(config.device))
 
 
 if __name__ == "__main__":

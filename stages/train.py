@@ -15,7 +15,7 @@ from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.preview import Panel, render_gif
 from kinemic.report import write_curves
-from kinemic.runtime import resolve_device
+from kinemic.runtime import StageRun, resolve_device
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
 from kinemic.training import TrainConfig, build_training_data, mine_windows, train_student
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--previews", type=int, default=3)
     args = parser.parse_args(argv)
     setup_logging()
+    run = StageRun("train", args.params)
 
     config = config_from_params(TrainConfig, load_section("train", args.params), "train")
     device = resolve_device(config.device)
@@ -96,10 +97,11 @@ def main(argv: list[str] | None = None) -> None:
 
     final = result.losses[-1] if result.losses else {}
     metrics = {f"final.{k}": round(float(v), 6) for k, v in final.items() if k != "step"}
-    metrics.update(method=config.method, steps=int(final.get("step", 0)), resumed_from=result.resumed_from,
-                   wall_seconds=round(result.seconds, 1), mining_previews=previews)
+    metrics.update(method=config.method, steps=int(final.get("step", 0)), mining_previews=previews)
+    run.facts.update(resumed_from=result.resumed_from, train_seconds=round(result.seconds, 1))
     write_json(args.metrics, metrics)
     print(f"train[{config.method}]: {metrics.get('steps')} steps in {result.seconds:.0f} s")
+    run.finish(device=device)
 
 
 if __name__ == "__main__":

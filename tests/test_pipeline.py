@@ -7,7 +7,9 @@ steps everywhere), so this checks the wiring between stages (paths, file formats
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -48,34 +50,68 @@ def _run(module: str, *args: str) -> None:
     importlib.import_module(f"stages.{module}").main(list(args))
 
 
-@pytest.mark.slow
-def test_every_stage_on_a_tiny_world(tmp_path):
-    params = json.loads(json.dumps(TINY_PARAMS).replace("RAW", str(tmp_path / "raw")))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    p = ["--params", str(tmp_path / "params.yaml")]
-    d = tmp_path
-    cache = ["--text-cache", str(d / "cache")]
-    _run("synthesize", *p, "--out", str(d / "raw"), "--metrics", str(d / "m/synth.json"))
-    _run("prepare_prior", *p, "--out", str(d / "prior"), "--metrics", str(d / "m/prior.json"))
-    _run("prepare_target", *p, "--out", str(d / "target"), "--metrics", str(d / "m/target.json"))
-    _run("mine", *p, "--prior", str(d / "prior"), "--target", str(d / "target"), "--out", str(d / "mining"),
-         "--plots", str(d / "plots/mining"), "--metrics", str(d / "m/mining.json"), *cache)
-    _run("teacher", *p, "--prior", str(d / "prior"), "--out", str(d / "teacher"), "--plots", str(d / "plots/teacher"),
-         "--metrics", str(d / "m/teacher.json"), "--resume-dir", str(d / "resume"), *cache)
-    _run("train", *p, "--teacher", str(d / "teacher"), "--target", str(d / "target"), "--prior", str(d / "prior"),
-         "--pairs", str(d / "mining/soft_pairs.parquet"), "--out", str(d / "student"), "--plots",
-         str(d / "plots/train"), "--metrics", str(d / "m/train.json"), "--resume-dir", str(d / "resume"), *cache)
-    _run("generate", *p, "--student", str(d / "student"), "--target", str(d / "target"), "--out",
-         str(d / "generated"), "--plots", str(d / "plots/generate"), "--metrics", str(d / "m/generate.json"), *cache)
-    _run("evaluator", *p, "--target", str(d / "target"), "--out", str(d / "evaluator"), "--metrics",
-         str(d / "m/evaluator.json"))
-    for seed in (1, 2):
-        _run("evaluate", *p, "--seed", str(seed), "--target", str(d / "target"), "--generated", str(d / "generated"),
-             "--out", str(d / f"eval/seed_{seed}"), "--metrics", str(d / f"m/eval/seed_{seed}.json"))
-    _run("report", *p, "--eval-metrics", str(d / "m/eval"), "--eval-outputs", str(d / "eval"), "--target",
-         str(d / "target"), "--generated", str(d / "generated"), "--evaluator", str(d / "evaluator"), "--plots",
-         str(d / "plots/report"), "--summary", str(d / "m/summary.json"))
+DATA_STAGES = ("synthesize", "prepare_prior", "prepare_target", "mine")
 
+
+def _run_pipeline(root: Path, params: dict, cache: Path, stages: tuple[str, ...] | None = None) -> None:
+    """Every stage's main() in dvc.yaml order (or the named ones), with paths relative to `root` as DVC gives them,
+    so that two runs in two folders can be compared byte for byte."""
+    os.chdir(root)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    p, c = ["--params", "params.yaml"], ["--text-cache", str(cache)]
+    steps = {
+        "synthesize": lambda: _run("synthesize", *p, "--out", "raw", "--metrics", "m/synth.json"),
+        "prepare_prior": lambda: _run("prepare_prior", *p, "--out", "prior", "--metrics", "m/prior.json"),
+        "prepare_target": lambda: _run("prepare_target", *p, "--out", "target", "--metrics", "m/target.json"),
+        "mine": lambda: _run("mine", *p, "--prior", "prior", "--target", "target", "--out", "mining", "--plots",
+                             "plots/mining", "--metrics", "m/mining.json", *c),
+        "teacher": lambda: _run("teacher", *p, "--prior", "prior", "--out", "teacher", "--plots", "plots/teacher",
+                                "--metrics", "m/teacher.json", "--resume-dir", "resume", *c),
+        "train": lambda: _run("train", *p, "--teacher", "teacher", "--target", "target", "--prior", "prior", "--pairs",
+                              "mining/soft_pairs.parquet", "--out", "student", "--plots", "plots/train", "--metrics",
+                              "m/train.json", "--resume-dir", "resume", *c),
+        "generate": lambda: _run("generate", *p, "--student", "student", "--target", "target", "--out", "generated",
+                                 "--plots", "plots/generate", "--metrics", "m/generate.json", *c),
+        "evaluator": lambda: _run("evaluator", *p, "--target", "target", "--out", "evaluator", "--metrics",
+                                  "m/evaluator.json"),
+        "evaluate": lambda: [_run("evaluate", *p, "--seed", str(seed), "--target", "target", "--generated",
+                                  "generated", "--out", f"eval/seed_{seed}", "--metrics", f"m/eval/seed_{seed}.json")
+                             for seed in params["evaluate"]["seeds"]],
+        "report": lambda: _run("report", *p, "--eval-metrics", "m/eval", "--eval-outputs", "eval", "--target",
+                               "target", "--generated", "generated", "--evaluator", "evaluator", "--plots",
+                               "plots/report", "--summary", "m/summary.json"),
+    }
+    for name in stages or tuple(steps):
+        steps[name]()
+
+
+def _tiny_params(threads: int = 2) -> dict:
+    params = json.loads(json.dumps(TINY_PARAMS).replace("RAW", "raw"))
+    params["runtime"] = {"threads": threads}
+    return params
+
+
+def _hashes(root: Path, skip: tuple[str, ...] = ("runs", "resume", "params.yaml")) -> dict[str, str]:
+    """sha256 of every file under `root` (the run facts in runs/ are meant to differ)."""
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(root.rglob("*"))
+            if f.is_file() and f.relative_to(root).parts[0] not in skip}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One whole run of the tiny pipeline, shared by the checks below."""
+    root, cache = tmp_path_factory.mktemp("run_a"), tmp_path_factory.mktemp("cache_a")
+    cwd = os.getcwd()
+    try:
+        _run_pipeline(root, _tiny_params(), cache)
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+@pytest.mark.slow
+def test_every_stage_on_a_tiny_world(tiny_run):
+    d = tiny_run
     summary = json.loads((d / "m/summary.json").read_text())
     assert summary["seeds"] == 2 and 0.0 <= summary["top1.median"] <= 1.0
     assert {"gen.fid", "gen.diversity", "gen.multimodality", "top1.seed_1"} <= set(summary)
@@ -92,6 +128,45 @@ def test_every_stage_on_a_tiny_world(tmp_path):
         assert (d / "plots" / plot).is_file(), plot
     assert np.isfinite(summary["gen.fid"])
     assert not any((d / "resume").rglob("last.pt")), "finished runs leave no resume checkpoint behind"
+    facts = json.loads((d / "runs/teacher.json").read_text())
+    assert facts["platform"]["torch_threads"] == 2 and facts["platform"]["device"] == "cpu"
+    assert facts["wall_seconds"] > 0 and "resumed_from" in facts
+    assert {path.stem for path in (d / "runs").glob("*.json")} >= {"synthesize", "evaluate_seed_1", "report"}
+
+
+@pytest.mark.slow
+def test_same_params_give_the_same_bytes(tiny_run, tmp_path):
+    """A second run in another folder, whose text cache already holds other captions, reproduces every output file
+    of every stage byte for byte: nothing depends on wall time, cache history or the folder."""
+    cache = tmp_path / "cache"
+    from kinemic.conditioning import TextSpec, text_embedder
+
+    text_embedder(TextSpec(), cache)(["a person waves", "someone sits down slowly", "a person jogs in place"])
+    (tmp_path / "run").mkdir()
+    cwd = os.getcwd()
+    try:
+        _run_pipeline(tmp_path / "run", _tiny_params(), cache)
+    finally:
+        os.chdir(cwd)
+    first, second = _hashes(tiny_run), _hashes(tmp_path / "run")
+    assert sorted(first) == sorted(second) and len(first) > 40
+    assert any(path.startswith("eval/seed_1/") for path in first) and "student/student.pt" in first
+    differing = sorted(path for path in first if first[path] != second[path])
+    assert not differing, f"outputs differ between two runs of the same params: {differing}"
+
+
+@pytest.mark.slow
+def test_data_stages_do_not_depend_on_the_thread_count(tiny_run, tmp_path):
+    """The data stages give the same bytes with 1 thread as with 2 (their hashes must hold on any machine)."""
+    cwd = os.getcwd()
+    try:
+        _run_pipeline(tmp_path, _tiny_params(threads=1), tmp_path / "cache", DATA_STAGES)
+    finally:
+        os.chdir(cwd)
+    single = _hashes(tmp_path, skip=("runs", "cache", "params.yaml"))
+    both = {path: digest for path, digest in _hashes(tiny_run).items() if path in single}
+    assert sorted(single) == sorted(both) and single == both
+    assert any(path.startswith("mining/") for path in single) and any(path.startswith("raw/") for path in single)
 
 
 # ------------------------------------------------------------------------------------------------------ dvc.yaml
@@ -176,6 +251,7 @@ def test_every_params_section_builds_its_config():
     from kinemic.generation import GenerateConfig
     from kinemic.mining import MiningConfig
     from kinemic.params import config_from_params
+    from kinemic.runtime import RuntimeConfig
     from kinemic.synthetic.config import SyntheticConfig
     from kinemic.target_prep import TargetConfig
     from kinemic.teacher import TeacherConfig
@@ -183,6 +259,7 @@ def test_every_params_section_builds_its_config():
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     SyntheticConfig.from_params(params["synthetic"])
+    config_from_params(RuntimeConfig, params["runtime"], "runtime")
     for cls, section in ((PriorConfig, "prepare_prior"), (TargetConfig, "prepare_target"), (MiningConfig, "mining"),
                          (TeacherConfig, "teacher"), (TrainConfig, "train"), (GenerateConfig, "generate"),
                          (EvaluateConfig, "evaluate")):
