@@ -39,6 +39,8 @@ from kinemic.target_set import PreparedTarget
 log = logging.getLogger(__name__)
 
 TRAIN_DATA = ("fewshot+synthetic", "fewshot", "synthetic", "all_real")
+# The reference rows of every comparison (stage `baselines`): name in metrics -> evaluate.train_data.
+BASELINES = {"real_only": "fewshot", "all_real": "all_real"}
 
 
 @dataclass(frozen=True)

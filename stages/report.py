@@ -14,6 +14,7 @@ from kinemic.io import atomic_output_dir, read_json, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion
 from kinemic.runtime import StageRun
+from kinemic.statistics import compare_with_baselines
 from kinemic.target_set import PreparedTarget
 
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", required=True)
     parser.add_argument("--generated", required=True)
     parser.add_argument("--evaluator", required=True, help="models/evaluator")
+    parser.add_argument("--baselines", required=True, help="metrics/baselines.json (real only, all real per seed)")
     parser.add_argument("--plots", required=True, help="plots/report")
     parser.add_argument("--summary", required=True, help="metrics/summary.json")
     args = parser.parse_args(argv)
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
             confusions.append(data["confusion"])
     target = PreparedTarget.load(Path(args.target))
     summary = summarize_accuracy(per_seed)
+    summary.update(compare_with_baselines(per_seed, read_json(args.baselines)))
     summary.update(train_data=config.train_data, method=train_method)
     if config.train_data in ("fewshot+synthetic", "synthetic"):
         synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")
@@ -54,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
                         f"test confusion, all seeds ({label})")
     write_json(args.summary, summary)
     print(f"report: median top-1 {100 * summary['top1.median']:.1f}% "
-          f"(mean {100 * summary['top1.mean']:.1f} +- {100 * summary['top1.std']:.1f}) over {summary['seeds']} seeds")
+          f"(mean {100 * summary['top1.mean']:.1f} +- {100 * summary['top1.std']:.1f}, 95% CI "
+          f"[{100 * summary['top1.mean.ci_low']:.1f}, {100 * summary['top1.mean.ci_high']:.1f}]) over "
+          f"{summary['seeds']} seeds; vs real only {100 * summary['vs_real_only']:+.1f} points [CI "
+          f"{100 * summary['vs_real_only.ci_low']:+.1f}, {100 * summary['vs_real_only.ci_high']:+.1f}], gap closure "
+          f"{summary['gap_closure']:.2f}")
     run.finish()
 
 

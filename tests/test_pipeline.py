@@ -77,9 +77,10 @@ def _run_pipeline(root: Path, params: dict, cache: Path, stages: tuple[str, ...]
         "evaluate": lambda: [_run("evaluate", *p, "--seed", str(seed), "--target", "target", "--generated",
                                   "generated", "--out", f"eval/seed_{seed}", "--metrics", f"m/eval/seed_{seed}.json")
                              for seed in params["evaluate"]["seeds"]],
+        "baselines": lambda: _run("baselines", *p, "--target", "target", "--metrics", "m/baselines.json"),
         "report": lambda: _run("report", *p, "--eval-metrics", "m/eval", "--eval-outputs", "eval", "--target",
                                "target", "--generated", "generated", "--evaluator", "evaluator", "--plots",
-                               "plots/report", "--summary", "m/summary.json"),
+                               "plots/report", "--baselines", "m/baselines.json", "--summary", "m/summary.json"),
     }
     for name in stages or tuple(steps):
         steps[name]()
@@ -115,6 +116,13 @@ def test_every_stage_on_a_tiny_world(tiny_run):
     summary = json.loads((d / "m/summary.json").read_text())
     assert summary["seeds"] == 2 and 0.0 <= summary["top1.median"] <= 1.0
     assert {"gen.fid", "gen.diversity", "gen.multimodality", "top1.seed_1"} <= set(summary)
+    baselines = json.loads((d / "m/baselines.json").read_text())
+    assert set(baselines) == {f"{name}.seed_{s}" for name in ("real_only", "all_real") for s in (1, 2)}
+    assert summary["top1.mean.ci_low"] <= summary["top1.mean"] <= summary["top1.mean.ci_high"]
+    real_only = np.mean([baselines["real_only.seed_1"], baselines["real_only.seed_2"]])
+    assert summary["vs_real_only"] == pytest.approx(summary["top1.mean"] - real_only)
+    assert summary["vs_real_only.ci_low"] <= summary["vs_real_only"] <= summary["vs_real_only.ci_high"]
+    assert "gap_closure" in summary and summary["real_only.mean"] == pytest.approx(real_only)
     student = StudentCheckpoint.load(d / "student/student.pt")
     assert student.method == "kinemic" and student.uses_action
     synthetic = SyntheticSet.load(d / "generated/synthetic.npz")
