@@ -4,14 +4,16 @@ training run of mmaction2 on it through mmengine's `Runner.from_cfg` (those skip
 from __future__ import annotations
 
 import ast
+import dataclasses
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kinemic.classifier import ClassifierConfig, prepare_joints, sample_test_indices
+from kinemic.classifier import ClassifierConfig, prepare_joints, recalibrate_batchnorm, sample_test_indices
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
+from kinemic.mmaction.checkpoint import classifier_from_mmaction
 from kinemic.mmaction.export import CONFIG_SUFFIX, mmaction_config_text, write_mmaction_config
 from kinemic.skeleton import NUM_JOINTS
 from tests.test_classifier import toy_motions
@@ -128,7 +130,7 @@ def test_mmaction2_trains_on_the_export_through_runner_from_cfg(export, tmp_path
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    path, _, _ = export
+    path, joints, _ = export
     cfg = Config.fromfile(str(path))
     cfg.work_dir = str(tmp_path / "work")
     cfg.default_hooks.logger.interval = 1
@@ -141,3 +143,24 @@ def test_mmaction2_trains_on_the_export_through_runner_from_cfg(export, tmp_path
     assert (tmp_path / "work" / f"epoch_{CONFIG.epochs}.pth").is_file()
     lr = runner.optim_wrapper.get_lr()["lr"][0]
     assert lr < 0.01 * CONFIG.lr  # the cosine has run down to (nearly) zero by the last step
+
+    # the precise-BN hook left the statistics kinemic's own recalibration computes from the same weights
+    trained = {key: value.detach().clone() for key, value in runner.model.state_dict().items()}
+    ours = classifier_from_mmaction(trained, CONFIG, device="cpu")
+    fewshot = [j for i, j in enumerate(prepare_joints(joints)) if i % 6 < 4]
+    clips = [s[sample_test_indices(len(s), CONFIG.clip_len, 1)[0]] for s in fewshot]
+    order = np.random.default_rng(np.random.SeedSequence(0).spawn(3)[2]).permutation(len(clips))
+    recalibrate_batchnorm(ours.model, [clips[i] for i in order], 256)
+    for key, value in ours.model.state_dict().items():
+        if key.endswith(("running_mean", "running_var")):
+            theirs = trained[key.replace("cls_head.fc_cls.", "cls_head.fc.")]
+            np.testing.assert_allclose(theirs.numpy(), value.numpy(), rtol=1e-4, atol=1e-6, err_msg=key)
+    assert not np.allclose(trained["backbone.data_bn.running_var"].numpy(), 1.0)  # not the start values
+
+
+def test_precise_bn_hook_only_when_asked(export, tmp_path):
+    path, _, _ = export
+    assert "type='KinemicPreciseBN'" in path.read_text()
+    plain = dataclasses.replace(CONFIG, recalibrate_bn=False)
+    text = write_mmaction_config(path.parent / "real.pkl", 3, plain, "fewshot", path=tmp_path / "plain.py").read_text()
+    assert "custom_hooks" not in text

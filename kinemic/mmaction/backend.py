@@ -11,7 +11,8 @@ What is shared and what is not:
 - mmaction2's own: weight initialisation, data order and clip draws (numpy's global generator, seeded by mmengine),
   the loss code, the optimiser loop;
 - BatchNorm recalibration (`ClassifierConfig.recalibrate_bn`, on by default) is kinemic's addition, which mmaction2
-  lacks; it is applied here after training exactly as kinemic does it, so the option means the same on both backends.
+  lacks; the exported config runs it after the last epoch (`kinemic.mmaction.hooks`) with kinemic's function, clips
+  and order, so the option means the same on both backends.
 
 The run goes through the exported config (`kinemic.mmaction.export`) in a temporary directory, so the backend also
 exercises what users of the exports get. mmengine trains on CUDA whenever it is available.
@@ -32,15 +33,12 @@ import numpy as np
 import torch
 
 from kinemic.classifier import (
-    RECALIBRATION_BATCH,
     ClassifierConfig,
     EpochStats,
     TrainedClassifier,
     evaluate,
     prepare_joints,
-    recalibrate_batchnorm,
     resolve_device,
-    sample_test_indices,
 )
 from kinemic.evaluation import EvaluateConfig, SeedResult, training_set
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
@@ -177,13 +175,6 @@ def train_classifier(
     np.random.set_state(numpy_state)
     random.setstate(python_state)
 
-    if config.recalibrate_bn:
-        # kinemic's precise BN, with the same clips in the same order as kinemic.classifier.train_classifier
-        recal_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
-        centred = prepare_joints(samples, config.recenter)
-        clips = [s[sample_test_indices(len(s), config.clip_len, 1)[0]] for s in centred]
-        clips = [clips[i] for i in recal_rng.permutation(len(clips))]
-        recalibrate_batchnorm(classifier.model, clips, max(config.batch_size, RECALIBRATION_BATCH))
     classifier.model.eval()
     if history.stats:
         logger.info("trained: final loss %.4f, train accuracy %.3f", history.stats[-1].loss,

@@ -6,10 +6,11 @@ centring, one person and kinemic's clip sampling, and the protocol of a `Classif
 nesterov momentum, per-iteration cosine to 0, test clips). The pickle is referenced through mmengine's
 `{{ fileDirname }}`, so the pair can be moved together.
 
+With `ClassifierConfig.recalibrate_bn` (the default) it also runs kinemic's BatchNorm recalibration after the last
+epoch (`kinemic.mmaction.hooks.KinemicPreciseBN`), which mmaction2 lacks.
+
 Writing needs neither mmcv nor mmaction2 (the stages that export run in the core install); training on the config needs
-the `mm` extra and the `kinemic` package importable (its `custom_imports` registers the transforms). What the config
-cannot do is kinemic's BatchNorm recalibration after training (`ClassifierConfig.recalibrate_bn`): mmaction2 keeps
-BN's running averages, which after few steps are far from the data's statistics; `kinemic.mmaction.backend` adds it.
+the `mm` extra and the `kinemic` package importable (its `custom_imports` registers the transforms and the hook).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kinemic.classifier import ClassifierConfig
+from kinemic.classifier import RECALIBRATION_BATCH, ClassifierConfig
 from kinemic.formats.pyskl import read_pyskl
 from kinemic.mmaction.model import recognizer_cfg
 
@@ -136,8 +137,9 @@ def mmaction_config_text(
         f"# mmaction2 1.1 config for {ann_file.name}, written by kinemic.mmaction.export: SMPL-22 ST-GCN,",
         "# one person, pelvis-centred, kinemic's clip sampling and classifier protocol. Train with mmaction2's",
         "# tools/train.py, or Runner.from_cfg(Config.fromfile(<this file>)).train() (mmengine.runner / .config).",
-        "# Needs kinemic with its `mm` extra. Not included: kinemic's BatchNorm recalibration after training.",
-        "custom_imports = dict(imports=['kinemic.mmaction.transforms'], allow_failed_imports=False)",
+        "# Needs kinemic with its `mm` extra (custom_imports registers kinemic's transforms and precise-BN hook).",
+        "custom_imports = dict(imports=['kinemic.mmaction.transforms', 'kinemic.mmaction.hooks'],"
+        " allow_failed_imports=False)",
         "default_scope = 'mmaction'",
         f"model = {_literal(model)}",
         f"train_pipeline = {_literal(_pipeline(config, False, 1))}",
@@ -174,6 +176,10 @@ def mmaction_config_text(
         "sampler_seed": {"type": "DistSamplerSeedHook"},
         "sync_buffers": {"type": "SyncBuffersHook"},
     }
+    if config.recalibrate_bn:  # kinemic's precise BN after the last epoch, on the val pipeline's single clips
+        precise_bn = {"type": "KinemicPreciseBN", "pipeline": _Code("val_pipeline"), "seed": int(seed),
+                      "batch_size": max(config.batch_size, RECALIBRATION_BATCH)}
+        sections.append(f"custom_hooks = [{_literal(precise_bn)}]")
     sections += [
         f"train_cfg = {_literal(train_cfg)}",
         f"param_scheduler = [{_literal(schedule)}]",
