@@ -8,11 +8,12 @@ Modules, one job each:
 - `checkpoint`: kinemic <-> mmaction2 state dicts and checkpoint files (the head is `fc_cls` here, `fc` there).
 - `model`: the mmaction2 `RecognizerGCN` config equal to a kinemic `STGCNConfig`.
 - `transforms`: pelvis centring and kinemic's clip sampling as mmaction2 pipeline transforms (imports mmaction2).
+- `hooks`: kinemic's BatchNorm recalibration as an mmengine hook for exported configs (imports mmaction2).
 - `export`: an mmaction2 training config written next to a PYSKL pickle.
 - `backend`: kinemic's classifier protocol trained by mmengine's runner on mmaction2's STGCN (imports mmaction2).
 
-Only `transforms` and `backend` need the `mm` extra (`pip install -e ".[mm]"`, or `make setup-mm`); everything else is
-plain Python and torch, so `import kinemic.mmaction` works in the core install.
+Only `transforms`, `hooks` and `backend` need the `mm` extra (`pip install -e ".[mm]"`, or `make setup-mm`);
+everything else is plain Python and torch, so `import kinemic.mmaction` works in the core install.
 """
 
 from __future__ import annotations
