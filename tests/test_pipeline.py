@@ -60,6 +60,7 @@ def _run_pipeline(root: Path, params: dict, cache: Path, stages: tuple[str, ...]
     Path("params.yaml").write_text(yaml.safe_dump(params))
     p, c = ["--params", "params.yaml"], ["--text-cache", str(cache)]
     steps = {
+        "validate": lambda: _run("validate", *p, "--out", "validated.json"),
         "synthesize": lambda: _run("synthesize", *p, "--out", "raw", "--metrics", "m/synth.json"),
         "prepare_prior": lambda: _run("prepare_prior", *p, "--out", "prior", "--metrics", "m/prior.json"),
         "prepare_target": lambda: _run("prepare_target", *p, "--out", "target", "--metrics", "m/target.json"),
@@ -188,14 +189,20 @@ def _paths(entries) -> list[str]:
     return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
 
 
+def _stage_script(stage: dict) -> Path:
+    """The file of the module a stage runs (`python -m stages.x ...` -> stages/x.py)."""
+    return REPO.joinpath(*shlex.split(stage["cmd"])[2].split(".")).with_suffix(".py")
+
+
 def test_dvc_yaml_names_every_path_a_stage_writes_or_reads():
     """Scripts never write where dvc.yaml does not say: every path in a stage's command is a dep or an out."""
     for name, stage in _dvc_stages().items():
         cmd = " ".join(stage["cmd"]) if isinstance(stage["cmd"], list) else stage["cmd"]
         tokens = shlex.split(cmd)
-        assert tokens[0] == "python" and (REPO / tokens[1]).is_file(), name
+        assert tokens[:2] == ["python", "-m"] and _stage_script(stage).is_file(), name
+        assert str(_stage_script(stage).relative_to(REPO)) in _paths(stage.get("deps")), name
         declared = _paths(stage.get("deps")) + _paths(stage.get("outs")) + _paths(stage.get("metrics"))
-        for flag, value in zip(tokens[2:], tokens[3:], strict=False):
+        for flag, value in zip(tokens[3:], tokens[4:], strict=False):
             if flag.startswith("--") and not value.startswith("--") and flag not in ("--seed",):
                 assert value in declared, f"stage {name}: {flag} {value} is not declared in dvc.yaml"
         for dep in _paths(stage.get("deps")):
@@ -244,7 +251,7 @@ def _library_files_run_by(script: Path) -> set[str]:
 def test_each_stage_depends_on_all_library_code_it_runs():
     """A stage whose code changed must re-run: its deps cover every kinemic module its script imports, transitively."""
     for name, stage in _dvc_stages().items():
-        script = REPO / shlex.split(stage["cmd"])[1]
+        script = _stage_script(stage)
         deps = _paths(stage.get("deps"))
         missing = sorted(f for f in _library_files_run_by(script)
                          if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
@@ -253,30 +260,50 @@ def test_each_stage_depends_on_all_library_code_it_runs():
 
 def test_every_params_section_builds_its_config():
     """params.yaml is read by frozen configs that reject unknown keys: a typo there must fail here, not mid-repro."""
-    from kinemic.classifier import ClassifierConfig
-    from kinemic.corpus import PriorConfig
-    from kinemic.evaluation import EvaluateConfig
-    from kinemic.generation import GenerateConfig
-    from kinemic.mining import MiningConfig
-    from kinemic.params import config_from_params
-    from kinemic.runtime import RuntimeConfig
-    from kinemic.synthetic.config import SyntheticConfig
-    from kinemic.target_prep import TargetConfig
-    from kinemic.teacher import TeacherConfig
-    from kinemic.training import TrainConfig
+    from kinemic.validation import validate_params
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    SyntheticConfig.from_params(params["synthetic"])
-    config_from_params(RuntimeConfig, params["runtime"], "runtime")
-    for cls, section in ((PriorConfig, "prepare_prior"), (TargetConfig, "prepare_target"), (MiningConfig, "mining"),
-                         (TeacherConfig, "teacher"), (TrainConfig, "train"), (GenerateConfig, "generate"),
-                         (EvaluateConfig, "evaluate")):
-        config_from_params(cls, params[section], section)
-    evaluator = dict(params["evaluator"])
-    evaluator.pop("seed")
-    config_from_params(ClassifierConfig, evaluator, "evaluator")
-    stage_params = {p.split(".")[0] for s in _dvc_stages().values() for p in s.get("params", [])}
+    assert set(validate_params(params)) == set(params)
+    stage_params = {p.split(".")[0] for s in _dvc_stages().values() for p in s.get("params", []) if isinstance(p, str)}
     assert stage_params == set(params), "every params section belongs to a stage, and every stage's section exists"
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("train", "method", "foo", "train.method"),
+    ("mining", "k", 0, "k"),
+    ("runtime", "threads", 0, "runtime.threads"),
+    ("evaluate", "train_data", "everything", "evaluate.train_data"),
+    ("teacher", "lerning_rate", 1.0, "unknown keys"),
+])
+def test_a_bad_value_fails_validation_naming_it(section, key, value, message):
+    """What stage `validate` runs before anything else: the error names the section and what to fix."""
+    from kinemic.validation import validate_params
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params[section][key] = value
+    with pytest.raises(ValueError, match=rf"section '{section}'.*{message}") as err:
+        validate_params(params)
+    assert "git checkout params.yaml" in str(err.value)
+
+
+def test_a_stage_imports_the_code_of_its_own_checkout(tmp_path):
+    """dvc.yaml's commands import `kinemic` from the folder they run in: a queued experiment (DVC runs it in a copy
+    under .dvc/tmp/exps) uses its own code, never the workspace's through the editable install."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "checkout"
+    for name in ("kinemic", "stages"):
+        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "params.yaml", copy / "params.yaml")
+    with (copy / "kinemic" / "__init__.py").open("a") as fh:
+        fh.write('\nprint("kinemic imported from", __file__)\n')
+    cmd = shlex.split(_dvc_stages()["validate"]["cmd"])
+    done = subprocess.run([sys.executable, *cmd[1:]], cwd=copy, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"kinemic imported from {copy / 'kinemic' / '__init__.py'}" in done.stdout
+    assert (copy / "data" / "validated.json").is_file()
 
 
 def test_paper_profile_only_names_existing_keys(tmp_path):
