@@ -1,0 +1,62 @@
+"""The results table from hand-built runs: grouping into rows, generator seeds, paired comparisons."""
+
+from __future__ import annotations
+
+import pytest
+
+from kinemic.results import ALL_REAL, FULL, REAL_ONLY, Run, group_runs, markdown, method_label, row_stats
+
+SEEDS = (1, 2, 3)
+BASE = {1: 0.60, 2: 0.50, 3: 0.55}
+
+
+def _params(method="kinemic", dist=True, dww=True, data="fewshot+synthetic", seed=42):
+    return {"train": {"method": method, "use_dist": dist, "use_dww": dww, "seed": seed},
+            "evaluate": {"train_data": data}}
+
+
+def _summary(offset: float, fid: float = 100.0) -> dict:
+    out = {f"top1.seed_{s}": v + offset for s, v in BASE.items()}
+    out.update({"gen.fid": fid, "gen.recognition_accuracy": 0.5, "gen.speed": 0.3, "gen.real.speed": 0.6,
+                "gen.acceleration": 5.0, "gen.real.acceleration": 10.0})
+    return out
+
+
+BASELINES = {**{f"real_only.seed_{s}": v for s, v in BASE.items()},
+             **{f"all_real.seed_{s}": v + 0.40 for s, v in BASE.items()}}
+
+
+def test_labels_follow_the_paper_rows():
+    assert method_label(_params(data="fewshot")) == REAL_ONLY
+    assert method_label(_params(data="all_real")) == ALL_REAL
+    assert method_label(_params()) == FULL
+    assert method_label(_params(dist=False, dww=False)) == "KineMIC (Base)"
+    assert method_label(_params(method="lora")) == "MDM + LoRA"
+
+
+def test_generator_seeds_pool_into_one_row_paired_with_the_baselines():
+    runs = [Run("full-42", _params(seed=42), _summary(0.20, fid=90.0), BASELINES),
+            Run("full-43", _params(seed=43), _summary(0.10, fid=110.0), BASELINES),
+            Run("full-43-again", _params(seed=43), _summary(0.30), BASELINES),  # same generator seed: first wins
+            Run("lora", _params(method="lora"), _summary(0.10), BASELINES)]
+    rows = group_runs(runs)
+    assert set(rows) == {FULL, "MDM + LoRA"} and rows[FULL].names == ("full-42", "full-43")
+    assert rows[FULL].generative["gen.fid"] == pytest.approx(100.0)
+    stats = {s.row.label: s for s in row_stats(rows, runs)}
+    full = stats[FULL]
+    assert full.mean == pytest.approx(sum(BASE.values()) / 3 + 0.15)
+    assert full.vs_real_only.estimate == pytest.approx(0.15)  # from baselines.json: no real-only experiment ran
+    assert full.gap.estimate == pytest.approx(0.15 / 0.40)
+    assert full.generator_std > 0 and full.vs_full is None
+    lora = stats["MDM + LoRA"]
+    assert lora.vs_full.estimate == pytest.approx(-0.05) and lora.vs_real_only.low == pytest.approx(0.10)
+    table = markdown(list(stats.values()))
+    assert table.count("\n") == 3 and "| KineMIC (full) | 2 x 3 |" in table and "+10.0 [+10.0, +10.0]" in table
+
+
+def test_own_real_only_experiment_takes_precedence():
+    runs = [Run("real", _params(data="fewshot"), {f"top1.seed_{s}": v - 0.05 for s, v in BASE.items()}),
+            Run("full", _params(), _summary(0.10), BASELINES)]
+    stats = {s.row.label: s for s in row_stats(group_runs(runs), runs)}
+    assert stats[FULL].vs_real_only.estimate == pytest.approx(0.15)
+    assert stats[REAL_ONLY].vs_real_only is None and stats[REAL_ONLY].vs_full.estimate == pytest.approx(-0.15)
