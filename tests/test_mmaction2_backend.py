@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -18,6 +19,9 @@ from tests.test_evaluation import _synthetic, _target  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+# mmengine trains on CUDA whenever it is present (an explicit "cpu" is refused there), so these use "auto".
+CONFIG = dataclasses.replace(TOY_CONFIG, device="auto")
+
 
 @pytest.fixture(scope="module")
 def toy_data():
@@ -32,15 +36,15 @@ def test_backend_learns_the_toy_classes_and_leaves_global_rng_alone(toy_data, tm
     random.seed(123)
     states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
     seen = []
-    classifier = train_classifier(train_joints, train_labels, 3, TOY_CONFIG, seed=0, progress=seen.append)
+    classifier = train_classifier(train_joints, train_labels, 3, CONFIG, seed=0, progress=seen.append)
     assert torch.equal(torch.get_rng_state(), states[0])
     assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
 
     assert isinstance(classifier, TrainedClassifier) and not classifier.model.training
-    assert [s.epoch for s in classifier.history] == list(range(1, TOY_CONFIG.epochs + 1)) and seen == list(
+    assert [s.epoch for s in classifier.history] == list(range(1, CONFIG.epochs + 1)) and seen == list(
         classifier.history)
     assert classifier.history[-1].loss < 0.5 * classifier.history[0].loss
-    assert classifier.history[-1].lr < 0.1 * TOY_CONFIG.lr  # cosine to 0, per iteration
+    assert classifier.history[-1].lr < 0.1 * CONFIG.lr  # cosine to 0, per iteration
     result = evaluate(classifier, test_joints, test_labels)
     assert result.top1 >= 0.9, result.top1  # kinemic's own backend reaches 1.0 here (tests/test_classifier.py)
 
@@ -50,7 +54,7 @@ def test_backend_learns_the_toy_classes_and_leaves_global_rng_alone(toy_data, tm
 
 
 def test_run_seed_gives_kinemics_seed_result():
-    classifier = {"epochs": 1, "batch_size": 4, "clip_len": 4, "base_channels": 4, "device": "cpu"}
+    classifier = {"epochs": 1, "batch_size": 4, "clip_len": 4, "base_channels": 4, "device": "auto"}
     config = EvaluateConfig(train_data="fewshot+synthetic", classifier=classifier)
     outcome = run_seed(_target(), _synthetic(), config, seed=3)
     assert isinstance(outcome, SeedResult)
@@ -63,6 +67,6 @@ def test_backend_errors_are_explained(toy_data):
     with pytest.raises(ValueError, match="fp32 only"):
         train_classifier(joints, labels, 3, ClassifierConfig(precision="bf16"))
     with pytest.raises(ValueError, match=r"in \[0, 2\)"):
-        train_classifier(joints, labels, 2, TOY_CONFIG)
+        train_classifier(joints, labels, 2, CONFIG)
     with pytest.raises(ValueError, match="empty"):
-        train_classifier([], [], 3, TOY_CONFIG)
+        train_classifier([], [], 3, CONFIG)

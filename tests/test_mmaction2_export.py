@@ -145,7 +145,7 @@ def test_mmaction2_trains_on_the_export_through_runner_from_cfg(export, tmp_path
     assert lr < 0.01 * CONFIG.lr  # the cosine has run down to (nearly) zero by the last step
 
     # the precise-BN hook left the statistics kinemic's own recalibration computes from the same weights
-    trained = {key: value.detach().clone() for key, value in runner.model.state_dict().items()}
+    trained = {key: value.detach().cpu().clone() for key, value in runner.model.state_dict().items()}
     ours = classifier_from_mmaction(trained, CONFIG, device="cpu")
     fewshot = [j for i, j in enumerate(prepare_joints(joints)) if i % 6 < 4]
     clips = [s[sample_test_indices(len(s), CONFIG.clip_len, 1)[0]] for s in fewshot]
