@@ -80,19 +80,26 @@ def write_confusion(
     plt.close(fig)
 
 
-def write_curves(rows: Sequence[Mapping[str, float]], tsv: Path, png: Path, title: str) -> None:
-    """Training curves: a TSV with `step` and one column per quantity (DVC plot) and a PNG with one panel each."""
+def write_curves(rows: Sequence[Mapping[str, float]], tsv: Path, png: Path, title: str,
+                 columns: Sequence[str] | None = None) -> None:
+    """Training curves: a TSV with `step` and one column per quantity (DVC plot) and a PNG with one panel each.
+
+    `columns` fixes the TSV's columns (empty cells where a run has no such quantity), so one plot definition in
+    dvc.yaml fits every method; by default they are the last row's. The PNG shows the columns that have values.
+    """
     if not rows:
         raise ValueError("no curve rows to write")
-    columns = [k for k in rows[-1] if k != "step"]
+    columns = list(columns) if columns is not None else [k for k in rows[-1] if k != "step"]
     tsv.parent.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(["step", *columns])]
     for row in rows:
-        lines.append("\t".join([str(int(row["step"]))] + [f"{row.get(c, float('nan')):.6g}" for c in columns]))
+        cells = [f"{row[c]:.6g}" if c in row else "" for c in columns]
+        lines.append("\t".join([str(int(row["step"])), *cells]))
     tsv.write_text("\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 2.4), dpi=90, squeeze=False)
+    shown = [c for c in columns if any(c in row for row in rows)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 2.4), dpi=90, squeeze=False)
     steps = [row["step"] for row in rows]
-    for ax, column in zip(axes[0], columns, strict=True):
+    for ax, column in zip(axes[0], shown, strict=True):
         ax.plot(steps, [row.get(column, np.nan) for row in rows], color="#4c72b0", linewidth=1.2)
         ax.set_title(column, fontsize=8)
         ax.set_xlabel("step", fontsize=7)
@@ -104,9 +111,14 @@ def write_curves(rows: Sequence[Mapping[str, float]], tsv: Path, png: Path, titl
 
 
 def write_similarity_plot(pairs, csv: Path, png: Path) -> None:
-    """Cosine similarity of the mined motions against their rank, one line per class (mining's k trade-off)."""
+    """Cosine similarity of the mined motions against their rank, one line per class (mining's k trade-off).
+
+    The CSV is wide, `rank` and one column per class, because DVC draws one line per y column, not per group.
+    """
     csv.parent.mkdir(parents=True, exist_ok=True)
-    pairs[["class_name", "rank", "similarity"]].to_csv(csv, index=False, float_format="%.6f")
+    wide = pairs.pivot(index="rank", columns="class_name", values="similarity")
+    wide = wide[list(dict.fromkeys(pairs["class_name"]))]  # classes in mining order
+    wide.reset_index().to_csv(csv, index=False, float_format="%.6f")
     fig, ax = plt.subplots(figsize=(4.5, 3), dpi=100)
     for name, group in pairs.groupby("class_name", sort=False):
         ax.plot(group["rank"], group["similarity"], label=name, linewidth=1.2)

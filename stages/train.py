@@ -18,7 +18,7 @@ from kinemic.report import write_curves
 from kinemic.runtime import StageRun, resolve_device
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
-from kinemic.training import TrainConfig, build_training_data, mine_windows, train_student
+from kinemic.training import LOSS_COLUMNS, TrainConfig, build_training_data, mine_windows, train_student
 
 
 def _mining_previews(result, teacher, data, out: Path, count: int, seed: int) -> int:
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         })
     with atomic_output_dir(args.plots) as tmp:
         if result.losses:
-            write_curves(result.losses, tmp / "losses.tsv", tmp / "losses.png", f"student training ({config.method})")
+            write_curves(result.losses, tmp / "losses.tsv", tmp / "losses.png", f"student training ({config.method})",
+                         columns=LOSS_COLUMNS)
         previews = _mining_previews(result, teacher, data, tmp / "mining", args.previews, config.seed)
 
     final = result.losses[-1] if result.losses else {}

@@ -144,6 +144,31 @@ def test_every_stage_on_a_tiny_world(tiny_run):
 
 
 @pytest.mark.slow
+def test_plot_definitions_name_fields_the_files_have(tiny_run):
+    """Every data-series plot in dvc.yaml names an x and y that exist in the file the pipeline writes, with numbers
+    on the value axis: what `dvc plots show` renders (the per-seed chart once had its axes swapped)."""
+    checked = 0
+    for entry in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]:
+        if not isinstance(entry, dict):
+            continue  # an image or a folder of images
+        (plot_id, spec), = entry.items()
+        ys = spec["y"] if isinstance(spec["y"], dict) else {plot_id: spec["y"]}
+        for path, columns in ys.items():
+            text = (tiny_run / path).read_text().splitlines()
+            sep = "\t" if path.endswith(".tsv") else ","
+            header, first = text[0].split(sep), text[1].split(sep)
+            columns = [columns] if isinstance(columns, str) else columns
+            assert spec["x"] in header, (plot_id, spec["x"], header)
+            for column in columns:
+                assert column in header, (plot_id, column, header)
+                checked += 1
+            value_axis = spec["x"] if spec.get("template") == "bar_horizontal" else columns[0]
+            if spec.get("template") != "confusion":
+                float(first[header.index(value_axis)])  # a number, not a category
+    assert checked >= 10
+
+
+@pytest.mark.slow
 def test_same_params_give_the_same_bytes(tiny_run, tmp_path):
     """A second run in another folder, whose text cache already holds other captions, reproduces every output file
     of every stage byte for byte: nothing depends on wall time, cache history or the folder."""
