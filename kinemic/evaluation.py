@@ -39,6 +39,7 @@ from kinemic.target_set import PreparedTarget
 log = logging.getLogger(__name__)
 
 TRAIN_DATA = ("fewshot+synthetic", "fewshot", "synthetic", "all_real")
+BACKENDS = ("kinemic", "mmaction2")  # who trains the ST-GCN: this project, or mmaction2 through mmengine (extra "mm")
 # The reference rows of every comparison (stage `baselines`): name in metrics -> evaluate.train_data.
 BASELINES = {"real_only": "fewshot", "all_real": "all_real"}
 
@@ -51,8 +52,11 @@ class EvaluateConfig:
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     synthetic_per_class: int = 0  # 0: use every generated sample
     classifier: dict = field(default_factory=dict)  # ClassifierConfig fields
+    backend: str = "kinemic"
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"evaluate.backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.train_data not in TRAIN_DATA:
             raise ValueError(f"evaluate.train_data must be one of {TRAIN_DATA}, got {self.train_data!r}")
         if not self.seeds:

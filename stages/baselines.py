@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from kinemic.evaluation import BASELINES, EvaluateConfig, run_seed
+from kinemic.backends import run_seed_on_backend
+from kinemic.evaluation import BASELINES, EvaluateConfig
 from kinemic.io import write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.runtime import StageRun
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics: dict[str, float] = {}
     jobs = [(name, data, seed) for name, data in BASELINES.items() for seed in config.seeds]
     for name, data, seed in tqdm(jobs, desc="baselines", unit="classifier"):
-        outcome = run_seed(target, None, dataclasses.replace(config, train_data=data), seed)
+        outcome = run_seed_on_backend(target, None, dataclasses.replace(config, train_data=data), seed)
         metrics[f"{name}.seed_{seed}"] = outcome.result.top1
     write_json(args.metrics, metrics)
     for name in BASELINES:

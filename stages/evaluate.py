@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kinemic.backends import run_seed_on_backend
 from kinemic.classifier import save_classifier
-from kinemic.evaluation import EvaluateConfig, run_seed
+from kinemic.evaluation import EvaluateConfig
 from kinemic.generation import SyntheticSet
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     synthetic = None
     if config.train_data in ("fewshot+synthetic", "synthetic"):
         synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")
-    outcome = run_seed(target, synthetic, config, args.seed)
+    outcome = run_seed_on_backend(target, synthetic, config, args.seed)
     with atomic_output_dir(args.out) as tmp:
         save_classifier(outcome.classifier, tmp / "classifier.pt")
         test = target.split("test")

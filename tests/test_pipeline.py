@@ -298,6 +298,7 @@ def test_every_params_section_builds_its_config():
     ("mining", "k", 0, "k"),
     ("runtime", "threads", 0, "runtime.threads"),
     ("evaluate", "train_data", "everything", "evaluate.train_data"),
+    ("evaluate", "backend", "pytorch", "evaluate.backend"),
     ("teacher", "lerning_rate", 1.0, "unknown keys"),
 ])
 def test_a_bad_value_fails_validation_naming_it(section, key, value, message):
