@@ -343,3 +343,24 @@ def test_paper_profile_only_names_existing_keys(tmp_path):
     assert after["teacher"]["source"] == "official" and after["generate"]["samples_per_class"] == 383
     assert after["train"]["lambda_rec"] == 1.0  # untouched keys stay
     assert re.search(r"# kinemic parameters", params.read_text()), "comments survive"
+
+
+@pytest.mark.parametrize("keys, value", [(("mining", "k"), 100), (("train", "method"), "lora"),
+                                         (("teacher", "model", "num_layers"), 2),
+                                         (("evaluate", "classifier", "epochs"), 5)])
+def test_dvc_set_changes_one_line_of_params(tmp_path, keys, value):
+    """params.yaml is kept in the layout DVC writes back, so `dvc exp run -S key=value` changes exactly one line."""
+    from dvc.utils.serialize import modify_yaml
+
+    original = (REPO / "params.yaml").read_text()
+    copy = tmp_path / "params.yaml"
+    copy.write_text(original)
+    with modify_yaml(copy) as data:
+        node = data
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    before, after = original.splitlines(), copy.read_text().splitlines()
+    assert len(before) == len(after)
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 1 and f"{keys[-1]}: {value}" in changed[0][1], changed
