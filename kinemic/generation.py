@@ -92,7 +92,7 @@ def generate_synthetic(
     student: StudentCheckpoint,
     fewshot: PreparedTarget,
     config: GenerateConfig,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, int], None] | None = None,
 ) -> SyntheticSet:
     """`samples_per_class` motions per class, lengths from that class's few-shot samples."""
     if fewshot.class_names != student.class_names:

@@ -96,6 +96,7 @@ def platform_facts(device: str | torch.device = "cpu") -> dict[str, Any]:
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "blas": blas,
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "device": str(device),
         "cuda_device": torch.cuda.get_device_name(torch.device(device)) if str(device).startswith("cuda") else None,
         "python": platform.python_version(),

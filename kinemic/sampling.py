@@ -57,7 +57,7 @@ def sample_motions(
     pad_to: int | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, int], None] | None = None,
 ) -> Samples:
     """Generate `len(request.lengths)` motions, `batch_size` at a time, reproducibly from `seed`.
 
@@ -90,11 +90,14 @@ def sample_motions(
             action=None if action is None else action.to(device),
             mask=mask,
         )
-        x = diffusion.sample_loop(model_fn, (len(batch_len), frames, model.config.njoints), generator, device=device)
+        step_progress = None
+        if progress is not None:  # fractional samples after every denoising step: a batch takes minutes on a CPU
+            def step_progress(done: int, steps: int, start: int = start, size: int = len(batch_len)) -> None:
+                progress(start + size * done / steps, total)
+        x = diffusion.sample_loop(model_fn, (len(batch_len), frames, model.config.njoints), generator, device=device,
+                                  progress=step_progress)
         x = stats.denormalize(x.float().cpu().numpy())
         features += [x[i, :n].astype(np.float32) for i, n in enumerate(batch_len)]
-        if progress is not None:
-            progress(len(features), total)
     model.train(was_training)
     return Samples(features=features, joints=[features_to_joints(f) for f in features])
 

@@ -11,12 +11,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from tqdm import tqdm
-
 from kinemic.backends import run_seed_on_backend
 from kinemic.evaluation import BASELINES, EvaluateConfig
 from kinemic.io import write_json
 from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
@@ -34,9 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     target = PreparedTarget.load(Path(args.target))
     metrics: dict[str, float] = {}
     jobs = [(name, data, seed) for name, data in BASELINES.items() for seed in config.seeds]
-    for name, data, seed in tqdm(jobs, desc="baselines", unit="classifier"):
-        outcome = run_seed_on_backend(target, None, dataclasses.replace(config, train_data=data), seed)
+    bar, advance = epoch_bar(f"baselines ({len(jobs)} classifiers)", len(jobs) * config.classifier_config().epochs)
+    for name, data, seed in jobs:
+        outcome = run_seed_on_backend(target, None, dataclasses.replace(config, train_data=data), seed, advance)
         metrics[f"{name}.seed_{seed}"] = outcome.result.top1
+    bar.close()
     write_json(args.metrics, metrics)
     for name in BASELINES:
         values = [metrics[f"{name}.seed_{seed}"] for seed in config.seeds]

@@ -13,6 +13,7 @@ from kinemic.evaluation import EvaluateConfig
 from kinemic.generation import SyntheticSet
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     synthetic = None
     if config.train_data in ("fewshot+synthetic", "synthetic"):
         synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")
-    outcome = run_seed_on_backend(target, synthetic, config, args.seed)
+    bar, advance = epoch_bar(f"evaluate[seed {args.seed}]", config.classifier_config().epochs)
+    outcome = run_seed_on_backend(target, synthetic, config, args.seed, advance)
+    bar.close()
     with atomic_output_dir(args.out) as tmp:
         save_classifier(outcome.classifier, tmp / "classifier.pt")
         test = target.split("test")

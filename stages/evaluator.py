@@ -9,6 +9,7 @@ from kinemic.classifier import ClassifierConfig, save_classifier
 from kinemic.evaluation import train_evaluator
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
@@ -27,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     seed = int(section.pop("seed", 0))
     config = config_from_params(ClassifierConfig, section, "evaluator")
     target = PreparedTarget.load(Path(args.target))
-    classifier, result = train_evaluator(target, config, seed)
+    bar, advance = epoch_bar("evaluator", config.epochs)
+    classifier, result = train_evaluator(target, config, seed, advance)
+    bar.close()
     with atomic_output_dir(args.out) as tmp:
         save_classifier(classifier, tmp / "classifier.pt")
     write_json(args.metrics, {"test_top1": result.top1, "train_samples": len(target.select(["fewshot", "unused"]))})

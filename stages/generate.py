@@ -36,11 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     student = StudentCheckpoint.load(Path(args.student) / "student.pt")
     fewshot = PreparedTarget.load(Path(args.target)).split("fewshot")
     total = config.samples_per_class * len(student.class_names)
-    bar = tqdm(total=total, desc=f"generate[{student.method}]", unit="motion")
+    bar = tqdm(total=total, desc=f"generate[{student.method}]", unit="motion", mininterval=2)
 
-    def progress(done: int, _total: int) -> None:
-        bar.n = done
-        bar.refresh()
+    def progress(done: float, _total: int) -> None:
+        bar.update(int(done) - bar.n)
 
     synthetic = generate_synthetic(student, fewshot, config, progress)
     bar.close()

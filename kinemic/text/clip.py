@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kinemic.text.encoders import check_texts, fixed_shape_batches, l2_normalize, resolve_device
+from kinemic.text.encoders import check_texts, fixed_shape_batches, l2_normalize, resolve_device, show_progress
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class CLIPConfig:
     context_length: int = MAX_CONTEXT_LENGTH
     batch_size: int = 64
     device: str = "cpu"
-    progress: bool = False
+    progress: bool | None = None  # None: a bar when encoding takes AUTO_PROGRESS_BATCHES batches or more
 
     def __post_init__(self) -> None:
         if not 3 <= self.context_length <= MAX_CONTEXT_LENGTH:
@@ -313,7 +313,8 @@ class CLIPEncoder:
         # Each text cut to its own ladder length, in full batches: its row never depends on the other texts.
         batches = fixed_shape_batches(lengths, self.config.context_length, size)
         with torch.inference_mode():
-            for rows, length in tqdm(batches, desc="CLIP text", unit="batch", disable=not self.config.progress):
+            hidden = not show_progress(self.config.progress, batches)
+            for rows, length in tqdm(batches, desc="CLIP text", unit="batch", disable=hidden):
                 index = torch.from_numpy(np.concatenate([rows, np.full(size - len(rows), rows[0])]))
                 batch = tokens[index, :length].to(self._device)
                 out[rows] = tower(batch)[: len(rows)].float().cpu().numpy()

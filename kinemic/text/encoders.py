@@ -77,6 +77,14 @@ def padded_length(num_tokens: int, limit: int) -> int:
     return min([step for step in PAD_LADDER if step >= num_tokens] + [limit])
 
 
+AUTO_PROGRESS_BATCHES = 16  # ~1,000 texts: several seconds to a minute on a CPU
+
+
+def show_progress(progress: bool | None, batches: list) -> bool:
+    """Whether to show a bar: as configured, or (None) when there are enough batches to wait for."""
+    return bool(progress) if progress is not None else len(batches) >= AUTO_PROGRESS_BATCHES
+
+
 def fixed_shape_batches(num_tokens: np.ndarray, limit: int, batch_size: int) -> list[tuple[np.ndarray, int]]:
     """(rows, padded length) batches: texts grouped by their own padded length, in input order, at most `batch_size`
     rows each. Callers fill every batch up to `batch_size` rows, so every forward pass has the same shape."""
@@ -94,7 +102,7 @@ class MiniLMConfig:
 
     batch_size: int = 64
     device: str = "cpu"
-    progress: bool = False
+    progress: bool | None = None  # None: a bar when encoding takes AUTO_PROGRESS_BATCHES batches or more
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -150,7 +158,8 @@ class MiniLMEncoder:
         device = next(model.parameters()).device
         with torch.inference_mode():
             batches = fixed_shape_batches(num_tokens, limit, size)
-            for rows, length in tqdm(batches, desc="MiniLM text", unit="batch", disable=not self.config.progress):
+            hidden = not show_progress(self.config.progress, batches)
+            for rows, length in tqdm(batches, desc="MiniLM text", unit="batch", disable=hidden):
                 chunk = [texts[i] for i in rows] + [""] * (size - len(rows))
                 features = tokenizer(chunk, padding="max_length", max_length=length, truncation=True,
                                      return_tensors="pt")
