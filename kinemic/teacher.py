@@ -7,9 +7,10 @@ rebuild everything from it and never from their own params, so a teacher cannot 
 Pretraining follows MDM's recipe (reference/mdm_kinemic.md sections 4-6): a random caption per motion per step, a random
 crop to a multiple of 4 frames (sometimes one unit shorter), z-normalisation, zero padding to the batch's longest crop,
 uniform t, x0 prediction with the masked MSE, text dropout for guidance, AdamW, at a constant learning rate or with a
-warmup and a cosine decay (`lr_schedule`). It checkpoints every N steps with
-optimizer and RNG state, and a re-run after an interruption resumes from the last checkpoint and continues the same
-random stream, so an interrupted and an uninterrupted run end with identical weights.
+warmup and a cosine decay (`lr_schedule`). With `ema_decay` > 0 it also keeps an exponential moving average of the
+weights and saves that as the teacher, as the official MDM checkpoints are (0, the default, keeps the raw weights). It
+checkpoints every N steps with optimizer, EMA and RNG state, and a re-run after an interruption resumes from the last
+checkpoint and continues the same random stream, so an interrupted and an uninterrupted run end with identical weights.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class TeacherConfig:
     lr_schedule: str = "constant"  # or 'cosine' (annealed to 0 at the last step)
     warmup_steps: int = 0
     weight_decay: float = 0.0
+    ema_decay: float = 0.0  # > 0: the saved teacher is an EMA of the weights (MDM: 0.9999); 0: the raw weights
     max_frames: int = 196
     unit_length: int = 4
     splits: tuple[str, ...] = ("train",)
@@ -94,6 +96,8 @@ class TeacherConfig:
             raise ValueError(f"teacher.warmup_steps must lie in [0, steps), got {self.warmup_steps}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"teacher.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         TextSpec.from_dict(self.text)
 
 
@@ -207,6 +211,54 @@ class CaptionedMotionSampler:
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# EMA weights
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters, updated after every optimizer step.
+
+    A diffusion model's raw weights wander with the last batches' noise; their average over the last ~1 / (1 - decay)
+    steps samples better, which is why MDM releases EMA weights (decay 0.9999 over 600k steps). The first update
+    copies the weights, as `torch.optim.swa_utils.AveragedModel` does, so the average never contains the random
+    initialisation; every later one is ema <- decay * ema + (1 - decay) * w. Buffers (MDM's positional table) are
+    constants and are not averaged.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for name, p in model.named_parameters():
+            if self.updates == 0:
+                self.shadow[name].copy_(p)
+            else:
+                self.shadow[name].mul_(self.decay).add_(p.detach(), alpha=1.0 - self.decay)
+        self.updates += 1
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        """Overwrite the model's parameters with the average (in place)."""
+        for name, p in model.named_parameters():
+            p.copy_(self.shadow[name])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "updates": self.updates, "shadow": dict(self.shadow)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if float(state["decay"]) != self.decay or set(state["shadow"]) != set(self.shadow):
+            raise ValueError("EMA state of another run (decay or parameter names differ)")
+        self.updates = int(state["updates"])
+        for name, value in state["shadow"].items():
+            self.shadow[name].copy_(value)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -226,7 +278,10 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     two runs' weights.
     """
     digest = hashlib.sha256()
-    digest.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    fields = dataclasses.asdict(config)
+    if fields["ema_decay"] == 0.0:  # EMA off: the same identity as before the field existed, so resumes still match
+        del fields["ema_decay"]
+    digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     update_with_tensor(digest, text_table)  # the caption embeddings as used (this covers the text encoder)
     digest.update(prior_hash(prior).encode())
     return digest.hexdigest()[:16]
@@ -296,6 +351,7 @@ def pretrain_teacher(
     model = MDM.from_config(build_mdm_config(config, text_table.shape[1])).to(device).train()
     diffusion = GaussianDiffusion(config.diffusion_steps, config.noise_schedule)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     losses: list[tuple[int, float]] = []
@@ -314,6 +370,8 @@ def pretrain_teacher(
             torch.set_rng_state(state["global_rng"])
             losses, step = list(state["losses"]), int(state["step"])
             running, count = float(state["running"]), int(state["count"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
             log.info("resuming teacher pretraining from step %d (%s)", step, resume_path)
     resumed_from = step
 
@@ -331,6 +389,8 @@ def pretrain_teacher(
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(config.lr, step, config.steps, config.lr_schedule, config.warmup_steps)
         optimizer.step()
+        if ema is not None:
+            ema.update(model)
         step += 1
         running, count = running + loss.item(), count + 1
         if step % config.log_every == 0 or step == config.steps:
@@ -339,10 +399,12 @@ def pretrain_teacher(
             if progress is not None:
                 progress(step, config.steps, losses[-1][1])
         if resume_path is not None and (step % config.checkpoint_every == 0) and step < config.steps:
-            _save_resume(resume_path, model, optimizer, rng, generator, losses, step, running, count)
+            _save_resume(resume_path, model, optimizer, rng, generator, losses, step, running, count, ema)
         if stop_after is not None and step >= stop_after:
             break
 
+    if ema is not None:
+        ema.copy_to(model)  # the released weights are the average; the raw ones live on only in the resume checkpoint
     model.eval().requires_grad_(False)
     teacher = TeacherCheckpoint(
         model=model,
@@ -359,12 +421,14 @@ def pretrain_teacher(
     return PretrainResult(teacher, losses, resumed_from, time.perf_counter() - start_time)
 
 
-def _save_resume(path: Path, model, optimizer, rng, generator, losses, step, running, count) -> None:
+def _save_resume(path: Path, model, optimizer, rng, generator, losses, step, running, count, ema=None) -> None:
     """Everything the loop carries from one step to the next, the partial log window included.
 
     Without `running`/`count` a resume restarts the window at the checkpoint step, and when checkpoint_every is not a
-    multiple of log_every the next logged loss averages fewer steps than in an uninterrupted run.
+    multiple of log_every the next logged loss averages fewer steps than in an uninterrupted run. The EMA state is
+    only written when EMA is on, so a default run's resume checkpoint is the same file as before.
     """
+    extra = {} if ema is None else {"ema": ema.state_dict()}
     atomic_torch_save(
         {
             "model": model.state_dict(),
@@ -376,6 +440,7 @@ def _save_resume(path: Path, model, optimizer, rng, generator, losses, step, run
             "step": step,
             "running": running,
             "count": count,
+            **extra,
         },
         path,
     )

@@ -10,7 +10,14 @@ import torch
 from kinemic.corpus import PreparedPrior
 from kinemic.motion import FeatureStats
 from kinemic.sampling import SampleRequest, sample_motions
-from kinemic.teacher import TeacherCheckpoint, TeacherConfig, crop_length, pretrain_teacher, run_fingerprint
+from kinemic.teacher import (
+    TeacherCheckpoint,
+    TeacherConfig,
+    WeightAverage,
+    crop_length,
+    pretrain_teacher,
+    run_fingerprint,
+)
 
 TINY_MODEL = {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "dropout": 0.1, "mask_frames": True}
 
@@ -157,6 +164,8 @@ def test_config_validation():
         TeacherConfig(lr_schedule="step")
     with pytest.raises(ValueError, match="teacher.warmup_steps"):
         TeacherConfig(steps=100, warmup_steps=100)
+    with pytest.raises(ValueError, match="teacher.ema_decay"):
+        TeacherConfig(ema_decay=1.0)
 
 
 def test_load_rejects_foreign_files(tmp_path):
@@ -166,3 +175,61 @@ def test_load_rejects_foreign_files(tmp_path):
         TeacherCheckpoint.load(path)
     with pytest.raises(FileNotFoundError, match="dvc repro teacher"):
         TeacherCheckpoint.load(tmp_path / "missing.pt")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# EMA weights
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_weight_average_copies_first_then_decays():
+    model = torch.nn.Linear(2, 1)
+    ema = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model)  # the first update copies: the random initialisation never enters the average
+    torch.testing.assert_close(ema.shadow["weight"], torch.ones(1, 2), rtol=0, atol=0)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update(model)
+    torch.testing.assert_close(ema.shadow["weight"], torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    ema.update(model)
+    torch.testing.assert_close(ema.shadow["weight"], torch.full((1, 2), 0.9 * 1.2 + 0.1 * 3.0))
+    assert ema.updates == 3
+    ema.copy_to(model)
+    torch.testing.assert_close(model.weight.detach(), torch.full((1, 2), 1.38))
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=0.0)
+
+
+def test_ema_teacher_is_the_average_of_the_raw_run():
+    """The saved weights are the EMA of the raw weights; with ema_decay 0 they are the raw weights, as before."""
+    prior = _tiny_prior()
+    raw = pretrain_teacher(prior, _fake_embed, _config(steps=6), {"name": "fake"})
+    averaged = pretrain_teacher(prior, _fake_embed, _config(steps=6, ema_decay=0.5), {"name": "fake"})
+    assert averaged.losses == raw.losses  # EMA changes what is saved, not the training run
+    differs = [not torch.equal(raw.teacher.model.state_dict()[k], v)
+               for k, v in averaged.teacher.model.state_dict().items()]
+    assert any(differs)
+    for (name, a), (_, b) in zip(averaged.teacher.model.named_buffers(), raw.teacher.model.named_buffers(),
+                                 strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"buffer {name} is a constant, not averaged")
+
+
+def test_ema_off_keeps_the_fingerprint_of_runs_before_it_existed():
+    prior = _tiny_prior()
+    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
+    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(ema_decay=0.0), prior, table)
+    assert run_fingerprint(_config(ema_decay=0.99), prior, table) != run_fingerprint(_config(), prior, table)
+
+
+def test_ema_resume_continues_the_same_average(tmp_path):
+    prior = _tiny_prior()
+    config = _config(ema_decay=0.7)
+    straight = pretrain_teacher(prior, _fake_embed, config, {"name": "fake"})
+    pretrain_teacher(prior, _fake_embed, config, {"name": "fake"}, resume_dir=tmp_path, stop_after=6)
+    resumed = pretrain_teacher(prior, _fake_embed, config, {"name": "fake"}, resume_dir=tmp_path)
+    assert resumed.resumed_from == 4
+    assert resumed.losses == straight.losses
+    for key, value in straight.teacher.model.state_dict().items():
+        torch.testing.assert_close(resumed.teacher.model.state_dict()[key], value, rtol=0, atol=0)
