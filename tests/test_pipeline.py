@@ -73,6 +73,8 @@ def _run_pipeline(root: Path, params: dict, cache: Path, stages: tuple[str, ...]
                               "m/train.json", "--resume-dir", "resume", *c),
         "generate": lambda: _run("generate", *p, "--student", "student", "--target", "target", "--out", "generated",
                                  "--plots", "plots/generate", "--metrics", "m/generate.json", *c),
+        "export": lambda: _run("export", *p, "--target", "target", "--generated", "generated", "--out",
+                               "exports/mmaction2"),
         "evaluator": lambda: _run("evaluator", *p, "--target", "target", "--out", "evaluator", "--metrics",
                                   "m/evaluator.json"),
         "evaluate": lambda: [_run("evaluate", *p, "--seed", str(seed), "--target", "target", "--generated",
@@ -131,6 +133,9 @@ def test_every_stage_on_a_tiny_world(tiny_run):
     pyskl = read_pyskl(d / "generated/fewshot_plus_synthetic.pkl")
     labels = sorted(s.label for s in pyskl.samples)
     assert len(pyskl.by_split("real")) == 6 and labels == sorted([0, 1, 2] * 4)
+    exported = (d / "exports/mmaction2/fewshot_plus_synthetic.py").read_text()
+    assert "fewshot_plus_synthetic.pkl" in exported and "num_person=1" in exported.replace(" ", "")
+    assert (d / "exports/mmaction2/real_fewshot.py").is_file()
     for plot in ("teacher/loss.tsv", "teacher/previews/teacher_00.gif", "train/losses.tsv", "train/mining/pair_00.gif",
                  "mining/similarity.csv", "report/accuracy.tsv", "report/confusion.csv", "report/confusion.png",
                  "generate/composition.gif"):
