@@ -64,6 +64,15 @@ FOOT_LEFT = (7, 10)
 FOOT_RIGHT = (8, 11)
 FOOT_CONTACT_THRESHOLD = 0.002  # squared displacement per frame at 20 fps
 
+# The skeleton graph of the ST-GCN classifiers (ours, PYSKL's, mmaction2's): (child, parent) edges pointing toward
+# the root (PYSKL's `inward`), and the centre of the 'stgcn_spatial' partition. The centre is spine3 (9), where neck
+# and both collars branch off: the structural twin of NTU's spine-shoulder centre (joint 21) in PYSKL's `nturgb+d`
+# layout; the pelvis (0) is the other sensible choice.
+SMPL22_INWARD: tuple[tuple[int, int], ...] = tuple(
+    (child, parent) for child, parent in enumerate(PARENTS) if parent >= 0
+)
+SMPL22_CENTER = 9
+
 LEFT_JOINTS = (1, 4, 7, 10, 13, 16, 18, 20)
 RIGHT_JOINTS = (2, 5, 8, 11, 14, 17, 19, 21)
 

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kinemic.models.stgcn import DEFAULT_CENTER
-from kinemic.skeleton import NUM_JOINTS, PARENTS
+from kinemic.skeleton import NUM_JOINTS, SMPL22_CENTER, SMPL22_INWARD
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +61,15 @@ class GraphLayout:
         return {"num_node": self.num_node, "inward": [list(e) for e in self.inward], "center": self.center}
 
 
-def smpl22_graph(center: int = DEFAULT_CENTER) -> GraphLayout:
-    """SMPL-22 graph: 21 edges (joint, parent) from `kinemic.skeleton.PARENTS`.
+def smpl22_graph(center: int = SMPL22_CENTER) -> GraphLayout:
+    """SMPL-22 graph: the 21 edges (joint, parent) of `kinemic.skeleton.SMPL22_INWARD`.
 
     `center` only matters for ST-GCN's 'stgcn_spatial' partition (which neighbours count as closer to the centre):
     9 (spine3, the analogue of NTU's spine-shoulder centre) by default, as kinemic's own ST-GCN uses.
     """
     if not 0 <= center < NUM_JOINTS:
         raise ValueError(f"center={center}: expected a joint index 0..{NUM_JOINTS - 1}")
-    inward = tuple((child, parent) for child, parent in enumerate(PARENTS) if parent >= 0)
-    return GraphLayout(num_node=NUM_JOINTS, inward=inward, center=center)
+    return GraphLayout(num_node=NUM_JOINTS, inward=SMPL22_INWARD, center=center)
 
 
 # --------------------------------------------------------------------------------------------------------------------

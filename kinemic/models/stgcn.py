@@ -9,9 +9,8 @@ persons are folded into the batch, `(N*M, C, T, V)`.
 Module and parameter names mirror PYSKL's `RecognizerGCN` (`backbone.data_bn`, `backbone.gcn.<i>.gcn.PA`,
 `cls_head.fc_cls`, ...), so a PYSKL checkpoint trained on the same layout loads with `load_state_dict` unchanged.
 
-The graph (`stgcn_spatial` partition, K = 3 for max_hop = 1) is built from `kinemic.skeleton.PARENTS`. Its centre is
-joint 9 (spine3) by default: the joint where neck and both collars branch off, i.e. the structural twin of NTU's
-spine-shoulder centre (joint 21) in PYSKL's `nturgb+d` layout; the pelvis (0) is the other sensible choice.
+The graph (`stgcn_spatial` partition, K = 3 for max_hop = 1) is `kinemic.skeleton.SMPL22_INWARD`; its centre is
+`kinemic.skeleton.SMPL22_CENTER` (joint 9, spine3) by default, with the reasons given there.
 `SMPL22_LAYOUT` holds the same graph as data for PYSKL or mmaction2 users.
 """
 
@@ -23,14 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from kinemic.skeleton import NUM_JOINTS, PARENTS
+from kinemic.skeleton import NUM_JOINTS, SMPL22_CENTER, SMPL22_INWARD
 
-DEFAULT_CENTER = 9  # spine3; see the module docstring
-
-# (child, parent) pairs, 0-based, pointing toward the root: PYSKL's `inward`.
-SMPL22_INWARD: tuple[tuple[int, int], ...] = tuple(
-    (child, parent) for child, parent in enumerate(PARENTS) if parent >= 0
-)
+DEFAULT_CENTER = SMPL22_CENTER  # the configs' default centre: spine3, see kinemic.skeleton
 
 # mmaction2 1.x accepts this dict as `graph_cfg=dict(layout=SMPL22_LAYOUT, mode='stgcn_spatial')`; in PYSKL paste the
 # three values into a new branch of `Graph.get_layout` (and its layout assert).
