@@ -23,11 +23,13 @@ import pandas as pd
 from kinemic.formats import humanml3d as hml
 from kinemic.motion import FeatureStats
 from kinemic.skeleton import FEATURE_DIM
+from kinemic.stage_files import read_stage_file
 
 log = logging.getLogger(__name__)
 
 MOTION_COLUMNS = ("motion_id", "source_id", "split", "offset", "length", "start_frame")
 CAPTION_COLUMNS = ("motion_id", "caption", "tokens", "start", "end")
+STAGE = "prepare_prior"  # the stage that writes the prepared prior
 
 
 @dataclass(frozen=True)
@@ -85,22 +87,23 @@ class PreparedPrior:
 
     @classmethod
     def load(cls, root: Path, mmap: bool = True) -> PreparedPrior:
+        """Errors name the missing, truncated or corrupt file and say to re-run `prepare_prior`."""
         root = Path(root)
         for name in ("features.npy", "motions.parquet", "captions.parquet", "stats.npz"):
             if not (root / name).is_file():
-                raise FileNotFoundError(f"{root / name}: missing; run `dvc repro prepare_prior` first")
-        features = np.load(root / "features.npy", mmap_mode="r" if mmap else None)
-        motions = pd.read_parquet(root / "motions.parquet")
-        captions = pd.read_parquet(root / "captions.parquet")
-        _check_columns(motions, MOTION_COLUMNS, root / "motions.parquet")
-        _check_columns(captions, CAPTION_COLUMNS, root / "captions.parquet")
-        return cls(features, motions, captions, FeatureStats.load(root / "stats.npz"))
+                raise FileNotFoundError(f"{root / name}: missing; run `dvc repro {STAGE}` first")
+        features = read_stage_file(root / "features.npy", STAGE, lambda p: np.load(p, mmap_mode="r" if mmap else None))
+        motions = read_stage_file(root / "motions.parquet", STAGE, lambda p: _read_table(p, MOTION_COLUMNS))
+        captions = read_stage_file(root / "captions.parquet", STAGE, lambda p: _read_table(p, CAPTION_COLUMNS))
+        return cls(features, motions, captions, read_stage_file(root / "stats.npz", STAGE, FeatureStats.load))
 
 
-def _check_columns(table: pd.DataFrame, columns: Sequence[str], where: Path) -> None:
+def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    table = pd.read_parquet(path)
     missing = sorted(set(columns) - set(table.columns))
     if missing:
-        raise ValueError(f"{where}: missing columns {missing}; re-run the stage that writes it")
+        raise ValueError(f"missing columns {missing}")
+    return table
 
 
 def prepare_prior(config: PriorConfig) -> tuple[PreparedPrior, hml.LoadReport]:

@@ -31,9 +31,9 @@ from kinemic.classifier import (
     predict_proba,
     train_classifier,
 )
-from kinemic.generation import SyntheticSet
 from kinemic.params import config_from_params
 from kinemic.skeleton import FPS
+from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
 
 log = logging.getLogger(__name__)

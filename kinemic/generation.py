@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ import torch
 from kinemic.runtime import resolve_device
 from kinemic.sampling import SampleRequest, lengths_like, sample_motions
 from kinemic.student import StudentCheckpoint
+from kinemic.synthetic_set import SyntheticSet  # re-exported: stages and backends import it from here
 from kinemic.target_set import PreparedTarget
 
 log = logging.getLogger(__name__)
@@ -48,44 +48,6 @@ class GenerateConfig:
             raise ValueError(f"generate.sampling_steps must be >= 0, got {self.sampling_steps}")
         if self.guidance < 0:
             raise ValueError(f"generate.guidance must be >= 0, got {self.guidance}")
-
-
-@dataclass
-class SyntheticSet:
-    """Generated motions: per-sample features (T_i, 263) and joints (T_i, 22, 3), labels, class names."""
-
-    features: list[np.ndarray]
-    joints: list[np.ndarray]
-    labels: np.ndarray
-    class_names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def save(self, path: Path) -> None:
-        lengths = np.array([len(f) for f in self.features], dtype=np.int64)
-        np.savez(
-            path,
-            features=np.concatenate(self.features).astype(np.float32),
-            joints=np.concatenate(self.joints).astype(np.float32),
-            lengths=lengths,
-            labels=self.labels.astype(np.int64),
-            class_names=np.array(self.class_names),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> SyntheticSet:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: generated set not found; run `dvc repro generate` first")
-        with np.load(path, allow_pickle=False) as data:
-            splits = np.cumsum(data["lengths"])[:-1]
-            return cls(
-                features=np.split(data["features"], splits),
-                joints=np.split(data["joints"], splits),
-                labels=data["labels"],
-                class_names=[str(c) for c in data["class_names"]],
-            )
 
 
 def generate_synthetic(

@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kinemic.stage_files import read_stage_file
+
 SAMPLE_COLUMNS = (
     "sample_id", "setup", "camera", "performer", "replication", "action", "class_index", "class_name", "caption",
     "split", "offset", "length",
 )
 SPLITS = ("fewshot", "test", "unused")
+STAGE = "prepare_target"  # the stage that writes the prepared target set
 
 
 @dataclass
@@ -80,12 +83,18 @@ class PreparedTarget:
 
     @classmethod
     def load(cls, root: Path) -> PreparedTarget:
+        """Errors name the missing, truncated or corrupt file and say to re-run `prepare_target`."""
         root = Path(root)
         for name in ("features.npy", "joints.npy", "samples.parquet"):
             if not (root / name).is_file():
-                raise FileNotFoundError(f"{root / name}: missing; run `dvc repro prepare_target` first")
-        samples = pd.read_parquet(root / "samples.parquet")
-        return cls(np.load(root / "features.npy"), np.load(root / "joints.npy"), samples)
+                raise FileNotFoundError(f"{root / name}: missing; run `dvc repro {STAGE}` first")
+        samples = read_stage_file(root / "samples.parquet", STAGE, pd.read_parquet)
+        features = read_stage_file(root / "features.npy", STAGE, np.load)
+        joints = read_stage_file(root / "joints.npy", STAGE, np.load)
+        try:
+            return cls(features, joints, samples)
+        except ValueError as err:
+            raise ValueError(f"{root}: {err}; re-run `dvc repro -f {STAGE}`") from err
 
     @classmethod
     def from_clips(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,3 +103,13 @@ def test_atomic_output_dir_keeps_old_output_on_failure(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
     write_json(tmp_path / "m.json", {"b": np.float32(0.5), "a": np.int64(2)})
     assert read_json(tmp_path / "m.json") == {"a": 2, "b": 0.5}
+
+
+def test_evaluation_imports_no_sampling_code():
+    """The classifier stages read the generated set without the sampler, the student or MDM: a change there must not
+    re-run them (their dvc.yaml deps are these imports)."""
+    code = "import kinemic.evaluation, sys; print(sorted(m for m in sys.modules if m.startswith('kinemic')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for module in ("generation", "sampling", "student", "diffusion", "models.mdm"):
+        assert f"'kinemic.{module}'" not in loaded
+    assert "'kinemic.synthetic_set'" in loaded

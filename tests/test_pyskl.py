@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -72,3 +74,10 @@ def test_smpl22_graph():
     assert smpl22_graph().as_dict() == SMPL22_LAYOUT  # one graph for our ST-GCN and for PYSKL users
     with pytest.raises(ValueError, match="center=22"):
         smpl22_graph(center=22)
+
+
+def test_pyskl_format_does_not_import_the_classifier_model():
+    """The graph lives in kinemic.skeleton: writing PYSKL files needs neither the ST-GCN module nor torch."""
+    code = "import kinemic.formats.pyskl, sys; print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'kinemic.models.stgcn'" not in loaded and "'torch'" not in loaded
