@@ -1,0 +1,348 @@
+"""The teacher report card: does "kicks sideways" produce a side kick, at the speed of a real one?
+
+KineMIC assumes the frozen teacher already knows the target actions; the card measures how far that holds on the
+embedded prior, whose `primitives.parquet` says what every motion contains. For each primitive, prompts are written
+from the same caption templates the prior's captions come from, the teacher samples one motion per prompt, and a
+recogniser trained on real prior segments (`kinemic.recogniser`) judges the samples, as HumanML3D's evaluator judges
+text-to-motion models:
+
+* recognition: the fraction of samples recognised as their prompt's primitive; top-3 (the counterpart of HumanML3D's
+  R-precision for a labelled prior); the recogniser's own held-out accuracy beside them is the ceiling;
+* dynamics: mean joint speed and acceleration (`kinemic.metrics.motion_dynamics`) of each primitive's samples over
+  those of its real segments; a static teacher has speed ratios far below 1, a jittery one acceleration ratios far
+  above; `primitives_within` counts the primitives whose two ratios both lie within the tolerance (default +-30 %);
+* FID and diversity in the recogniser's embedding, against a class-balanced set of held-out real segments.
+
+`TeacherCard.to_metrics` gives flat keys (`card.recognition`, `card.speed_ratio.side_kick`, ...) so `dvc metrics diff`
+compares teachers. A prior without labels (real HumanML3D) raises `kinemic.recogniser.UnlabelledPrior` in
+`prepare_card`, whose message says why the card is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from kinemic import metrics  # noqa: E402
+from kinemic.corpus import PreparedPrior  # noqa: E402
+from kinemic.motion import features_to_joints  # noqa: E402
+from kinemic.recogniser import (  # noqa: E402
+    LabelledSegments,
+    Recogniser,
+    RecogniserConfig,
+    labelled_segments,
+    read_primitives,
+    train_recogniser,
+)
+from kinemic.sampling import SampleRequest, sample_motions  # noqa: E402
+from kinemic.skeleton import FPS  # noqa: E402
+from kinemic.synthetic import captions as cap  # noqa: E402
+from kinemic.synthetic.primitives import sample as sample_params  # noqa: E402
+from kinemic.teacher import TeacherCheckpoint  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PREFIX = "card"
+TextEmbedder = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    """How a teacher is scored. The defaults take ~40 s of sampling for the embedded teacher on 2 cores."""
+
+    samples_per_primitive: int = 10  # one prompt (and one sample) each
+    sampling_steps: int = 50  # respaced reverse steps; 0 = all of the teacher's diffusion steps
+    guidance: float = 2.5
+    real_per_primitive: int = 30  # held-out real segments per primitive: the FID and dynamics reference
+    min_frames: int = 16  # shortest sample requested (lengths follow the primitive's real segments)
+    tolerance: float = 0.3  # dynamics within +-30 % of the real segments count as right
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("samples_per_primitive", "real_per_primitive", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"card.{name} must be >= 1, got {getattr(self, name)}")
+        if self.sampling_steps < 0:
+            raise ValueError(f"card.sampling_steps must be >= 0 (0 = all steps), got {self.sampling_steps}")
+        if self.min_frames < 3:
+            raise ValueError(f"card.min_frames must be >= 3 (acceleration needs 3 frames), got {self.min_frames}")
+        if not 0.0 < self.tolerance < 1.0:
+            raise ValueError(f"card.tolerance must lie in (0, 1), got {self.tolerance}")
+
+
+@dataclass(frozen=True)
+class PrimitiveScore:
+    """One primitive's row of the card."""
+
+    primitive: str
+    samples: int
+    recognition: float
+    top3: float
+    speed: float
+    speed_real: float
+    acceleration: float
+    acceleration_real: float
+
+    @property
+    def speed_ratio(self) -> float:
+        return self.speed / self.speed_real
+
+    @property
+    def acceleration_ratio(self) -> float:
+        return self.acceleration / self.acceleration_real
+
+    def within(self, tolerance: float) -> bool:
+        return abs(self.speed_ratio - 1) <= tolerance and abs(self.acceleration_ratio - 1) <= tolerance
+
+
+@dataclass(frozen=True)
+class TeacherCard:
+    primitives: tuple[PrimitiveScore, ...]
+    recognition: float
+    top3: float
+    fid: float
+    diversity: float
+    diversity_real: float
+    recogniser_heldout: float
+    tolerance: float
+    seconds: float = float("nan")
+
+    @property
+    def primitives_within(self) -> int:
+        return sum(p.within(self.tolerance) for p in self.primitives)
+
+    def to_metrics(self) -> dict[str, float | int]:
+        """Flat keys for a `metrics:` JSON; per-primitive keys end in the primitive's name."""
+        pct = int(round(100 * self.tolerance))
+        out: dict[str, float | int] = {
+            f"{PREFIX}.recognition": self.recognition,
+            f"{PREFIX}.top3": self.top3,
+            f"{PREFIX}.recogniser_heldout": self.recogniser_heldout,
+            f"{PREFIX}.primitives_within_{pct}pct": self.primitives_within,
+            f"{PREFIX}.primitives": len(self.primitives),
+            f"{PREFIX}.fid": self.fid,
+            f"{PREFIX}.diversity": self.diversity,
+            f"{PREFIX}.diversity_real": self.diversity_real,
+            f"{PREFIX}.speed": float(np.mean([p.speed for p in self.primitives])),
+            f"{PREFIX}.speed_real": float(np.mean([p.speed_real for p in self.primitives])),
+            f"{PREFIX}.acceleration": float(np.mean([p.acceleration for p in self.primitives])),
+            f"{PREFIX}.acceleration_real": float(np.mean([p.acceleration_real for p in self.primitives])),
+        }
+        for p in self.primitives:
+            out[f"{PREFIX}.recognised.{p.primitive}"] = p.recognition
+            out[f"{PREFIX}.speed_ratio.{p.primitive}"] = p.speed_ratio
+            out[f"{PREFIX}.acceleration_ratio.{p.primitive}"] = p.acceleration_ratio
+        return out
+
+    def table(self) -> str:
+        """The card as a Markdown table, one row per primitive, the overall numbers below."""
+        lines = ["| primitive | recognised | top-3 | speed m/s (real) | acceleration m/s2 (real) | within |",
+                 "|---|---|---|---|---|---|"]
+        for p in self.primitives:
+            lines.append(f"| {p.primitive} | {100 * p.recognition:.0f}% | {100 * p.top3:.0f}% | {p.speed:.2f} "
+                         f"({p.speed_real:.2f}) | {p.acceleration:.1f} ({p.acceleration_real:.1f}) | "
+                         f"{'yes' if p.within(self.tolerance) else 'no'} |")
+        lines.append("")
+        lines.append(f"recognition {100 * self.recognition:.1f}% (top-3 {100 * self.top3:.1f}%; recogniser held-out "
+                     f"{100 * self.recogniser_heldout:.1f}%), dynamics within +-{100 * self.tolerance:.0f}% for "
+                     f"{self.primitives_within}/{len(self.primitives)} primitives, FID {self.fid:.2f}, diversity "
+                     f"{self.diversity:.2f} (real {self.diversity_real:.2f})")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# inputs: the recogniser and the real reference
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """What a card needs besides the teacher: the trained recogniser and held-out real segments it never saw."""
+
+    recogniser: Recogniser
+    reference: LabelledSegments
+
+
+def prepare_card(prior: PreparedPrior, primitives_path: str | Path, config: RecogniserConfig | None = None,
+                 recogniser: Recogniser | None = None) -> CardInputs:
+    """Cut the labelled segments, split them by motion, train the recogniser (~10 s at the embedded size).
+
+    A saved `recogniser` is reused instead of training one when its config and classes match (the held-out split is
+    rebuilt from the config's seed and fraction). Raises `UnlabelledPrior` when `primitives_path` does not exist (a
+    real HumanML3D prior): catch it and skip the card.
+    """
+    config = config or RecogniserConfig()
+    segments = labelled_segments(prior, read_primitives(primitives_path), config.min_frames)
+    train, heldout = segments.split_by_motion(config.heldout_fraction, config.seed)
+    if recogniser is not None:
+        if recogniser.config != config or recogniser.classes != segments.classes:
+            raise ValueError("the saved recogniser was trained with another config or class list: train a new one")
+        return CardInputs(recogniser, heldout)
+    return CardInputs(train_recogniser(train, heldout, prior.stats, config), heldout)
+
+
+def balanced_reference(reference: LabelledSegments, per_class: int, seed: int) -> LabelledSegments:
+    """At most `per_class` segments of every class, drawn without replacement (seeded), so that FID compares
+    class-balanced sets (the samples are balanced; the prior has six times more idle segments than kicks)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    keep = np.zeros(len(reference), dtype=bool)
+    for label in np.unique(reference.labels):
+        members = np.flatnonzero(reference.labels == label)
+        keep[rng.choice(members, size=min(per_class, len(members)), replace=False)] = True
+    return reference.select(keep)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels: np.ndarray,
+                  reference: LabelledSegments, tolerance: float = 0.3, seed: int = 0) -> TeacherCard:
+    """The card of generated feature motions `samples` (T_i, 263) prompted as `labels` (class ids of the recogniser).
+
+    `reference` holds the real segments to compare with (every prompted class needs at least one). Pure: no model but
+    the recogniser, so it can be checked on real motions used as samples (recognition = the recogniser's accuracy on
+    them, FID ~ 0 on the reference itself).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(samples) != len(labels) or len(samples) < 2:
+        raise ValueError(f"need >= 2 samples with one label each, got {len(samples)} samples, {len(labels)} labels")
+    if reference.classes != recogniser.classes:
+        raise ValueError("the reference segments and the recogniser have different class lists")
+    missing = sorted(set(labels.tolist()) - set(reference.labels.tolist()))
+    if missing:
+        raise ValueError(f"no real reference segment for prompted classes {[recogniser.classes[i] for i in missing]}")
+    probabilities = recogniser.probabilities(samples)  # (N, C)
+    top3 = np.argsort(-probabilities, axis=1)[:, :3]
+    hit1 = top3[:, 0] == labels
+    hit3 = (top3 == labels[:, None]).any(axis=1)
+    joints = [features_to_joints(np.asarray(s, dtype=np.float32)) for s in samples]
+    real_joints = [features_to_joints(f) for f in reference.features]
+    rows = []
+    for label in np.unique(labels):
+        mine = labels == label
+        generated = metrics.motion_dynamics([joints[i] for i in np.flatnonzero(mine)], FPS)
+        real = metrics.motion_dynamics([real_joints[i] for i in np.flatnonzero(reference.labels == label)], FPS)
+        rows.append(PrimitiveScore(
+            primitive=recogniser.classes[label], samples=int(mine.sum()), recognition=float(hit1[mine].mean()),
+            top3=float(hit3[mine].mean()), speed=generated["speed"], speed_real=real["speed"],
+            acceleration=generated["acceleration"], acceleration_real=real["acceleration"],
+        ))
+    fake_emb, real_emb = recogniser.embed(samples), recogniser.embed(reference.features)
+    return TeacherCard(
+        primitives=tuple(rows),
+        recognition=float(hit1.mean()),
+        top3=float(hit3.mean()),
+        fid=max(metrics.fid(real_emb, fake_emb), 0.0),  # round-off makes identical sets come out at -1e-12
+        diversity=metrics.diversity(fake_emb, rng=seed),
+        diversity_real=metrics.diversity(real_emb, rng=seed),
+        recogniser_heldout=recogniser.heldout_accuracy,
+        tolerance=tolerance,
+    )
+
+
+def primitive_prompts(primitive: str, count: int, rng: np.random.Generator) -> list[str]:
+    """`count` captions of one instance of `primitive` each, from the templates the prior's captions come from."""
+    prompts = []
+    for _ in range(count):
+        phrase = cap.phrase(primitive, sample_params(primitive, rng), rng)
+        prompts.append(cap.sequence_caption(cap.pick(rng, cap.SUBJECTS), [phrase], rng))
+    return prompts
+
+
+def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardInputs,
+                 config: CardConfig | None = None,
+                 progress: Callable[[float, int], None] | None = None) -> TeacherCard:
+    """Prompt the teacher for every primitive the recogniser knows, sample, and score (see the module docstring).
+
+    Sample lengths follow each primitive's real segment lengths, capped at the teacher's `max_frames`. The same
+    teacher, inputs and config give the same card.
+    """
+    config = config or CardConfig()
+    start = time.perf_counter()
+    recogniser = inputs.recogniser
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
+    reference = balanced_reference(inputs.reference, config.real_per_primitive, config.seed)
+    prompts, labels, lengths = [], [], []
+    for label, primitive in enumerate(recogniser.classes):
+        real_lengths = [len(f) for f, y in zip(inputs.reference.features, inputs.reference.labels, strict=True)
+                        if y == label]
+        if not real_lengths:
+            log.warning("teacher card: no held-out real segment of %s; it is left out", primitive)
+            continue
+        prompts += primitive_prompts(primitive, config.samples_per_primitive, rng)
+        labels += [label] * config.samples_per_primitive
+        lengths += rng.choice(real_lengths, size=config.samples_per_primitive).tolist()
+    lengths_arr = np.clip(np.array(lengths), config.min_frames, max(config.min_frames, teacher.max_frames))
+    request = SampleRequest(lengths=lengths_arr, text_emb=np.asarray(embed(prompts), dtype=np.float32))
+    with torch.inference_mode():
+        samples = sample_motions(teacher.model, teacher.diffusion(config.sampling_steps or None), teacher.stats,
+                                 request, guidance=config.guidance, batch_size=config.batch_size,
+                                 pad_to=teacher.max_frames, seed=config.seed, device=config.device,
+                                 progress=progress)
+    card = score_samples(recogniser, samples.features, np.array(labels), reference, config.tolerance, config.seed)
+    card = replace(card, seconds=time.perf_counter() - start)
+    log.info("teacher card: recognition %.3f, top-3 %.3f, %d/%d primitives within tolerance, %.1f s",
+             card.recognition, card.top3, card.primitives_within, len(card.primitives), card.seconds)
+    return card
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# plot
+# --------------------------------------------------------------------------------------------------------------------
+
+TSV_COLUMNS = ("primitive", "recognition", "top3", "speed", "speed_real", "acceleration", "acceleration_real",
+               "speed_ratio", "acceleration_ratio")
+
+
+def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teacher report card") -> None:
+    """Per-primitive bars: recognition and top-3 (%), then speed and acceleration over the real segments' values."""
+    tsv, png = Path(tsv), Path(png)
+    tsv.parent.mkdir(parents=True, exist_ok=True)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["\t".join(TSV_COLUMNS)]
+    for p in card.primitives:
+        values = (p.recognition, p.top3, p.speed, p.speed_real, p.acceleration, p.acceleration_real, p.speed_ratio,
+                  p.acceleration_ratio)
+        rows.append(p.primitive + "".join(f"\t{v:.6f}" for v in values))
+    tsv.write_text("\n".join(rows) + "\n")
+
+    names = [p.primitive for p in card.primitives]
+    x = np.arange(len(names))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.45 * len(names) + 2), 6), dpi=100, sharex=True)
+    top.bar(x - 0.2, [100 * p.recognition for p in card.primitives], 0.4, label="recognised", color="#4c72b0")
+    top.bar(x + 0.2, [100 * p.top3 for p in card.primitives], 0.4, label="top-3", color="#a1c9f4")
+    top.axhline(100 * card.recogniser_heldout, color="#55a868", linestyle="--", linewidth=1,
+                label=f"recogniser held-out {100 * card.recogniser_heldout:.0f}%")
+    top.set_ylim(0, 105)
+    top.set_ylabel("samples (%)")
+    top.set_title(f"{title}: recognition {100 * card.recognition:.0f}%, {card.primitives_within}/{len(names)} "
+                  f"primitives within +-{100 * card.tolerance:.0f}%", fontsize=9)
+    top.legend(fontsize=7, loc="upper right", ncol=3)
+    bottom.axhspan(1 - card.tolerance, 1 + card.tolerance, color="#dddddd", zorder=0)
+    clip = (1e-2, 1e2)  # a static teacher's ratio can be ~0: keep every bar on the log axis
+    bottom.bar(x - 0.2, np.clip([p.speed_ratio for p in card.primitives], *clip), 0.4, label="speed / real",
+               color="#dd8452")
+    bottom.bar(x + 0.2, np.clip([p.acceleration_ratio for p in card.primitives], *clip), 0.4,
+               label="acceleration / real", color="#c44e52")
+    bottom.axhline(1.0, color="black", linewidth=0.8)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("generated / real")
+    bottom.legend(fontsize=7, loc="upper right", ncol=2)
+    bottom.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,159 @@
+"""The teacher report card on hand-built cases: a perfect recogniser on real motions, static samples, flat metrics,
+the no-labels skip, the plot, and one tiny end-to-end card of an untrained teacher."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kinemic.corpus import PreparedPrior
+from kinemic.models.mdm import MDM
+from kinemic.motion import FeatureStats
+from kinemic.recogniser import LabelledSegments, RecogniserConfig, UnlabelledPrior, train_recogniser
+from kinemic.teacher import TeacherCheckpoint, TeacherConfig, build_mdm_config
+from kinemic.teacher_card import (
+    CardConfig,
+    CardInputs,
+    balanced_reference,
+    prepare_card,
+    primitive_prompts,
+    score_samples,
+    teacher_card,
+    write_card_plot,
+)
+
+CLASSES = ("stand_idle", "jump", "side_kick")
+STATS = FeatureStats(mean=np.zeros(263, np.float32), std=np.ones(263, np.float32))
+FAST = RecogniserConfig(hidden=32, embedding=6, epochs=40, batch_size=16, lr=3e-3, dropout=0.0)
+
+
+def make_segments(per_class: int, seed: int = 0) -> LabelledSegments:
+    """Class k oscillates its own block of joint-position channels at its own rate, so each class moves differently."""
+    rng = np.random.default_rng(seed)
+    features, labels, groups = [], [], []
+    for k in range(len(CLASSES)):
+        for i in range(per_class):
+            length = int(rng.integers(20, 40))
+            t = np.arange(length)[:, None]
+            x = 0.02 * rng.standard_normal((length, 263))
+            x[:, 3] = 1.0  # root height
+            x[:, 4 + 10 * k : 14 + 10 * k] += 0.3 * (k + 1) * np.sin(0.3 * (k + 1) * t + rng.uniform(0, 6))
+            features.append(x.astype(np.float32))
+            labels.append(k)
+            groups.append(f"{k}-{i}")
+    return LabelledSegments(tuple(features), np.array(labels), np.array(groups), CLASSES)
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread):
+    train, held = make_segments(16).split_by_motion(0.3, seed=0)
+    recogniser = train_recogniser(train, held, STATS, FAST)
+    assert recogniser.heldout_accuracy == 1.0  # the premise of the tests below
+    return recogniser, held
+
+
+def test_real_motions_as_samples_score_perfectly(trained):
+    recogniser, held = trained
+    card = score_samples(recogniser, held.features, held.labels, held)
+    assert card.recognition == 1.0 and card.top3 == 1.0
+    assert card.fid == pytest.approx(0.0, abs=1e-6)
+    assert card.diversity == pytest.approx(card.diversity_real)
+    assert [p.primitive for p in card.primitives] == list(CLASSES)
+    for p in card.primitives:
+        assert p.speed_ratio == pytest.approx(1.0) and p.acceleration_ratio == pytest.approx(1.0)
+    assert card.primitives_within == 3 and card.recogniser_heldout == 1.0
+
+
+def test_other_real_motions_are_close_and_static_samples_are_caught(trained):
+    recogniser, held = trained
+    fresh = make_segments(6, seed=5)
+    card = score_samples(recogniser, fresh.features, fresh.labels, held)
+    assert card.recognition == 1.0
+    assert card.primitives_within == 3  # other real motions of the same kind move alike
+
+    static = [np.repeat(f[:1], len(f), axis=0) for f in fresh.features]  # the first pose held, without turning
+    for motion in static:
+        motion[:, :3] = 0.0  # root angular and linear velocity
+    card = score_samples(recogniser, static, fresh.labels, held)
+    assert card.primitives_within == 0
+    assert all(p.speed_ratio < 0.01 for p in card.primitives)
+    assert card.fid > 1.0
+
+
+def test_metrics_are_flat_and_named_per_primitive(trained):
+    recogniser, held = trained
+    metrics = score_samples(recogniser, held.features, held.labels, held).to_metrics()
+    assert json.loads(json.dumps(metrics)) == metrics  # plain numbers only
+    for key in ("card.recognition", "card.top3", "card.recogniser_heldout", "card.primitives_within_30pct",
+                "card.fid", "card.diversity", "card.speed_ratio.side_kick", "card.acceleration_ratio.jump",
+                "card.recognised.stand_idle"):
+        assert key in metrics, key
+    assert metrics["card.primitives_within_30pct"] == 3
+
+
+def test_score_samples_needs_a_reference_for_every_prompted_class(trained):
+    recogniser, held = trained
+    only_idle = held.select(held.labels == 0)
+    with pytest.raises(ValueError, match="no real reference segment"):
+        score_samples(recogniser, held.features, held.labels, only_idle)
+
+
+def test_balanced_reference_caps_each_class():
+    segments = make_segments(5)
+    balanced = balanced_reference(segments, 2, seed=0)
+    assert np.bincount(balanced.labels).tolist() == [2, 2, 2]
+    assert balanced_reference(segments, 2, seed=0).groups.tolist() == balanced.groups.tolist()
+
+
+def test_prompts_come_from_the_caption_templates():
+    rng = np.random.default_rng(0)
+    prompts = primitive_prompts("side_kick", 6, rng)
+    assert len(prompts) == 6
+    assert all("kick" in p.lower() for p in prompts)
+    assert primitive_prompts("side_kick", 6, np.random.default_rng(0)) == prompts
+
+
+def test_unlabelled_prior_skips_with_a_reason(tmp_path):
+    prior = PreparedPrior(np.zeros((10, 263), np.float32),
+                          pd.DataFrame(columns=["motion_id", "source_id", "split", "offset", "length", "start_frame"]),
+                          pd.DataFrame(columns=["motion_id", "caption", "tokens", "start", "end"]), STATS)
+    with pytest.raises(UnlabelledPrior, match="real HumanML3D"):
+        prepare_card(prior, tmp_path / "primitives.parquet")
+
+
+def test_plot_writes_one_row_per_primitive(trained, tmp_path):
+    recogniser, held = trained
+    card = score_samples(recogniser, held.features, held.labels, held)
+    write_card_plot(card, tmp_path / "card.tsv", tmp_path / "card.png")
+    lines = (tmp_path / "card.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[:3] == ["primitive", "recognition", "top3"]
+    assert [line.split("\t")[0] for line in lines[1:]] == list(CLASSES)
+    assert (tmp_path / "card.png").stat().st_size > 1000
+
+
+def _fake_embed(texts: list[str]) -> np.ndarray:
+    out = np.zeros((len(texts), 16), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.split():
+            out[i, sum(map(ord, word)) % 16] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # an untrained teacher's samples span few dimensions
+def test_card_of_an_untrained_teacher(trained):
+    recogniser, held = trained
+    config = TeacherConfig(model={"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2,
+                                  "mask_frames": True}, diffusion_steps=10, max_frames=24)
+    model = MDM.from_config(build_mdm_config(config, 16)).eval()
+    teacher = TeacherCheckpoint(model, STATS, 10, "cosine", {"encoder": "fake"}, max_frames=24, source="pretrain")
+    card_config = CardConfig(samples_per_primitive=3, sampling_steps=2, real_per_primitive=4, seed=1)
+    inputs = CardInputs(recogniser, held)
+    card = teacher_card(teacher, _fake_embed, inputs, card_config)
+    assert [p.samples for p in card.primitives] == [3, 3, 3]
+    assert 0.0 <= card.recognition <= card.top3 <= 1.0
+    assert np.isfinite(card.fid) and card.seconds > 0
+    again = teacher_card(teacher, _fake_embed, inputs, card_config)
+    assert again.to_metrics() == card.to_metrics()
