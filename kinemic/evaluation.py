@@ -15,6 +15,7 @@ cached by DVC), so numbers compare across experiments.
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ from kinemic.classifier import (
     predict_proba,
     train_classifier,
 )
-from kinemic.params import config_from_params
+from kinemic.params import check_range, config_from_params
 from kinemic.skeleton import FPS
 from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
@@ -61,6 +62,10 @@ class EvaluateConfig:
             raise ValueError(f"evaluate.train_data must be one of {TRAIN_DATA}, got {self.train_data!r}")
         if not self.seeds:
             raise ValueError("evaluate.seeds must list at least one seed")
+        bad = [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, numbers.Integral)]
+        if bad:
+            raise ValueError(f"evaluate.seeds must be whole numbers (one classifier per seed), got {bad}")
+        check_range("evaluate", self, non_negative=("synthetic_per_class",))
         self.classifier_config()
 
     def classifier_config(self) -> ClassifierConfig:

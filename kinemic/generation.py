@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kinemic.params import check_range
 from kinemic.runtime import resolve_device
 from kinemic.sampling import SampleRequest, lengths_like, sample_motions
 from kinemic.student import StudentCheckpoint
@@ -48,6 +49,7 @@ class GenerateConfig:
             raise ValueError(f"generate.sampling_steps must be >= 0, got {self.sampling_steps}")
         if self.guidance < 0:
             raise ValueError(f"generate.guidance must be >= 0, got {self.guidance}")
+        check_range("generate", self, non_negative=("previews_per_class", "composition_samples"))
 
 
 def generate_synthetic(

@@ -1,13 +1,16 @@
 """Reading `params.yaml` sections into frozen dataclass configs.
 
 Stages read their own section and build configs with `config_from_params`, so a misspelt key fails loudly with the
-section and the valid keys named, instead of being silently ignored.
+section and the valid keys named, instead of being silently ignored, and a value of the wrong type (`lr: '1e-4'`,
+`use_dist: 'no'`) fails there too, instead of deep inside the optimizer or as a silently true flag.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import numbers
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,7 +57,52 @@ def config_from_params(cls: type[T], values: dict[str, Any] | None, section: str
     if unknown:
         raise ValueError(f"params section '{section}': unknown keys {unknown}; valid keys are {sorted(fields)}")
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    check_scalar_types(cls, converted, section)
     return cls(**converted)
+
+
+# What a params value of a field annotated `int`, `float` or `bool` must be (annotations are strings under
+# `from __future__ import annotations`). An int is a valid float; a bool is neither, although Python says it is an int.
+_SCALAR_KINDS = {
+    "int": ("a whole number", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+}
+
+
+def check_scalar_types(cls: type, values: dict[str, Any], section: str) -> None:
+    """Reject a value whose dataclass field is annotated int, float or bool but that is not one: `lr: '1e-4'` would
+    otherwise pass the config and fail deep inside the optimizer, and `use_dist: 'false'` would count as true."""
+    for f in dataclasses.fields(cls):
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if f.name not in values or annotation not in _SCALAR_KINDS:
+            continue
+        value = values[f.name]
+        kind, valid = _SCALAR_KINDS[annotation]
+        if not valid(value):
+            raise ValueError(f"{section}.{f.name} must be {kind}, got {value!r}{_string_hint(value)}")
+
+
+def _string_hint(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return (" (text: YAML reads an exponent without a decimal point, like 1e-4, as a string; write 1.0e-4 or 0.0001, "
+            "unquoted)")
+
+
+def check_range(section: str, config: object, *, positive: tuple[str, ...] = (),
+                non_negative: tuple[str, ...] = ()) -> None:
+    """The range checks configs share in `__post_init__`: each field in `positive` > 0, in `non_negative` >= 0."""
+    for name in positive + non_negative:
+        value = getattr(config, name)
+        strict = name in positive
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+        if not number or value < 0 or (strict and value == 0):
+            raise ValueError(f"{section}.{name} must be {'> 0' if strict else '>= 0'}, got {value!r}")
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -41,6 +41,7 @@ from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
+from kinemic.params import check_range
 from kinemic.runtime import autocast, resolve_device
 from kinemic.schedules import LR_SCHEDULES, scheduled_lr
 
@@ -98,6 +99,8 @@ class TeacherConfig:
             raise ValueError(f"teacher.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
+        check_range("teacher", self, positive=("lr", "diffusion_steps"),
+                    non_negative=("weight_decay", "guidance", "preview_steps"))
         TextSpec.from_dict(self.text)
 
 

@@ -49,6 +49,7 @@ from kinemic.objectives import (
     window_mask,
     window_weights,
 )
+from kinemic.params import check_range
 from kinemic.runtime import autocast, resolve_device
 from kinemic.student import LoRASettings, StudentCheckpoint, add_lora, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
@@ -111,6 +112,9 @@ class TrainConfig:
         for name in ("text_mask_prob", "action_mask_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"train.{name} must lie in [0, 1), got {getattr(self, name)}")
+        check_range("train", self, positive=("lr", "scratch_lr"), non_negative=(
+            "weight_decay", "grad_clip", "mic_hidden", "mic_output", "lambda_rec", "lambda_contrastive",
+            "lambda_window_rec", "lambda_window_distill"))
         LoRASettings(**self.lora)
 
     @property
