@@ -286,9 +286,30 @@ def recover_root(features):
     return (quat.numpy(), root.numpy()) if was_numpy else (quat, root)
 
 
+def _check_finite_features(features: torch.Tensor) -> None:
+    """Non-finite features must fail here: a NaN root velocity spreads through the cumulative root trajectory to every
+    later frame, so the joints would come back mostly NaN without a word."""
+    finite = torch.isfinite(features)
+    if bool(finite.all()):
+        return
+    bad_frames = ~finite.all(dim=-1)  # (..., T)
+    first = [index[0] if len(index) == 1 else tuple(index) for index in torch.nonzero(bad_frames)[:5].tolist()]
+    columns = torch.nonzero(~finite.reshape(-1, FEATURE_DIM).all(dim=0)).flatten().tolist()
+    groups = [name for name, cols in FEATURE_SLICES.items() if any(cols.start <= c < cols.stop for c in columns)]
+    raise MotionError(
+        f"features {tuple(features.shape)} contain NaN or inf in {int(bad_frames.sum())} of {bad_frames.numel()} "
+        f"frames (first {first}), feature columns {columns[:10]}{' ...' if len(columns) > 10 else ''} {groups}: "
+        "joints cannot be recovered; check the model or the file that produced these features"
+    )
+
+
 def features_to_joints(features):
-    """Joints (..., T, 22, 3) from features (..., T, 263): the official `recover_from_ric` (what `new_joints` holds)."""
+    """Joints (..., T, 22, 3) from features (..., T, 263): the official `recover_from_ric` (what `new_joints` holds).
+
+    Raises MotionError naming the frames and feature columns when the features are not all finite.
+    """
     tensor, was_numpy = _as_tensor(features)
+    _check_finite_features(tensor)
     quat, root = _recover_root(tensor)
     ric = tensor[..., 4:67].reshape(tensor.shape[:-1] + (NUM_JOINTS - 1, 3))
     joints = rot.qrot_torch(rot.qinv_torch(quat[..., None, :]).expand(ric.shape[:-1] + (4,)), ric)

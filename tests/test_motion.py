@@ -225,3 +225,17 @@ def test_stats_validation():
         FeatureStats(mean=np.zeros(10), std=np.ones(10))
     with pytest.raises(ValueError, match="NaN"):
         motion.compute_stats([np.full((3, 263), np.nan)])
+
+
+def test_features_to_joints_rejects_non_finite_features():
+    """One NaN root velocity would make every later frame's joints NaN without a word (158 of 169 frames)."""
+    features = np.zeros((169, 263), np.float32)
+    features[11, 0] = np.nan
+    with pytest.raises(MotionError, match=r"NaN or inf in 1 of 169 frames \(first \[11\]\), feature columns \[0\] "
+                                          r"\['root_rot_vel'\]"):
+        motion.features_to_joints(features)
+    batch = np.zeros((2, 30, 263), np.float32)
+    batch[1, 3:5, 100] = np.inf
+    with pytest.raises(MotionError, match=r"in 2 of 60 frames \(first \[\(1, 3\), \(1, 4\)\]\), "
+                                          r"feature columns \[100\] \['rot6d'\]"):
+        motion.features_to_joints(batch)
