@@ -68,7 +68,8 @@ class ClassifierConfig:
     device: str = "auto"  # "auto" picks CUDA when present, else CPU
 
     def __post_init__(self) -> None:
-        # PyYAML reads `5e-4` (no dot) as a string: accept numeric strings for float fields rather than fail later.
+        # Numeric strings are accepted when built in code; from params.yaml, config_from_params rejects them first,
+        # saying how to write the number (PyYAML reads `5e-4`, without a dot, as a string).
         for name in ("lr", "momentum", "weight_decay"):
             try:
                 object.__setattr__(self, name, float(getattr(self, name)))
