@@ -4,6 +4,10 @@ A small object that imports no model and no dataset: it holds the noise schedule
 ancestral step from a given x0 prediction (`p_sample`), and offers a sampling loop and classifier-free guidance for
 callers that do not want to write their own. The caller owns the network and may own the loop.
 
+Sampling is split the same way: a sampler object (`AncestralSampler` here, DDIM and DPM-Solver++ in
+`kinemic.samplers`) picks the steps of the model's schedule to visit (`set_timesteps`, `timesteps`) and turns an x0
+prediction into the next, less noisy sample (`step`); `run_sampler` is the one loop that drives any of them.
+
 Faithful to the official MDM configuration (`create_gaussian_diffusion`): cosine schedule, predict x0 (START_X),
 FIXED_SMALL variance (the posterior variance, log clipped at step 0), no timestep rescaling, and the official
 `SpacedDiffusion` construction even without respacing (betas re-derived from the kept alphas_cumprod). The schedule is
@@ -83,6 +87,19 @@ def space_timesteps(steps: int, count: int) -> list[int]:
     return kept
 
 
+def trailing_timesteps(steps: int, count: int) -> list[int]:
+    """`count` evenly spaced steps out of `steps` that end at the noisiest: round(k * steps / count) - 1, k = 1..count.
+
+    The "trailing" spacing of Lin et al. 2024 (table 2): the last step is always kept and step 0 only when every step
+    is, so a sampler's final jump to clean data starts from t ~ steps / count instead of spending a model call on
+    step 0. The values are at least 1 apart, so rounding keeps them distinct.
+    """
+    _require_steps(steps)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= steps:
+        raise ValueError(f"count must be an integer in [1, steps={steps}], got {count!r}")
+    return [round(k * steps / count) - 1 for k in range(1, count + 1)]
+
+
 def _require_steps(steps: int) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"diffusion steps must be an integer >= 1, got {steps!r}")
@@ -136,8 +153,13 @@ class GaussianDiffusion:
         self.sqrt_one_minus_alphas_cumprod = np.sqrt(1.0 - self.alphas_cumprod)
         # Posterior q(x_{t-1} | x_t, x0) (Ho et al. 2020, eqs. 6-7).
         self.posterior_variance = betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
-        # The variance is 0 at t=0, so the log is clipped to the value at t=1 (only used where t > 0).
-        self.posterior_log_variance_clipped = np.log(np.append(self.posterior_variance[1], self.posterior_variance[1:]))
+        # The variance is 0 at t=0, so the log is clipped to the value at t=1 (only used where t > 0). A one-step
+        # schedule has no t=1: its only step draws no noise, and its log variance stays the true log 0 = -inf.
+        if self.num_timesteps > 1:
+            clipped = np.append(self.posterior_variance[1], self.posterior_variance[1:])
+            self.posterior_log_variance_clipped = np.log(clipped)
+        else:
+            self.posterior_log_variance_clipped = np.full(1, -np.inf)
         self.posterior_mean_coef1 = betas * np.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
         self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - self.alphas_cumprod)
 
@@ -218,7 +240,7 @@ class GaussianDiffusion:
         """
         step = self.p_mean_variance(model_x0, x_t, t)
         if noise is None:
-            noise = _randn(x_t.shape, generator, x_t.device, x_t.dtype)
+            noise = standard_normal(x_t.shape, generator, x_t.device, x_t.dtype)
         nonzero = (t != 0).to(x_t.dtype).view(-1, *([1] * (x_t.dim() - 1)))  # (B, 1, ..., 1)
         return step.mean + nonzero * torch.exp(0.5 * step.log_variance) * noise
 
@@ -233,33 +255,9 @@ class GaussianDiffusion:
     ) -> Tensor:
         """Ancestral sampling over all steps of this schedule (all base steps, or the respaced subset).
 
-        Args:
-            model_fn: `(x_t, model_t) -> x0`, called with base-schedule steps (see `classifier_free_guidance`).
-            shape: output shape, e.g. (B, T, J).
-            generator: draws the initial noise (unless `noise` is given) and the noise of every step.
-            noise: optional x_T.
-            device: where to sample; defaults to the device of `noise`, else of `generator`, else CPU.
-            progress: called as `progress(done, total)` after each step.
-
-        Runs under `torch.inference_mode()` and returns a normal tensor (a clone), so the result can feed training.
+        `run_sampler(AncestralSampler(self), ...)`; see `run_sampler` for the arguments.
         """
-        if device is None:
-            device = noise.device if noise is not None else (generator.device if generator is not None else "cpu")
-        shape = tuple(shape)
-        with torch.inference_mode():
-            if noise is None:
-                x = _randn(shape, generator, device, torch.float32)
-            elif tuple(noise.shape) != shape:
-                raise ValueError(f"noise shape {tuple(noise.shape)} differs from the requested shape {shape}")
-            else:
-                x = noise.to(device)
-            for done, index in enumerate(reversed(range(self.num_timesteps)), start=1):
-                t = torch.full((shape[0],), index, dtype=torch.long, device=x.device)
-                model_x0 = model_fn(x, self.model_timesteps(t))
-                x = self.p_sample(model_x0, x, t, noise=_randn(shape, generator, x.device, x.dtype))
-                if progress is not None:
-                    progress(done, self.num_timesteps)
-        return x.clone()
+        return run_sampler(AncestralSampler(self), model_fn, shape, generator, noise, device, progress)
 
 
 def _kept_steps(steps: int, respacing: int | Sequence[int] | None) -> list[int]:
@@ -275,10 +273,149 @@ def _kept_steps(steps: int, respacing: int | Sequence[int] | None) -> list[int]:
     return kept
 
 
-def _randn(shape: Sequence[int], generator: torch.Generator | None, device, dtype: torch.dtype) -> Tensor:
+def standard_normal(shape: Sequence[int], generator: torch.Generator | None, device, dtype: torch.dtype) -> Tensor:
     """Standard normal noise from `generator` (drawn on its device, then moved), or the global RNG."""
     draw_device = generator.device if generator is not None else device
     return torch.randn(tuple(shape), generator=generator, device=draw_device, dtype=dtype).to(device)
+
+
+# -- samplers -------------------------------------------------------------------------------------------------------
+
+
+SPACINGS = ("official", "trailing")
+
+
+def sampling_schedule(diffusion: GaussianDiffusion, steps: int | None, spacing: str = "official") -> GaussianDiffusion:
+    """The schedule a sampler steps on: `diffusion` itself (`steps=None`), or `steps` steps of its base schedule.
+
+    `steps` counts steps of the schedule the model was trained on (`diffusion.base_steps`), whether or not `diffusion`
+    is itself respaced. `spacing` picks them:
+    - 'official': `space_timesteps` (first and last included), so `steps=K` visits exactly the steps of
+      `GaussianDiffusion(base, schedule, K)`; except that one step keeps the LAST base step, since
+      `space_timesteps(base, 1)` keeps step 0, which would read pure noise as an almost clean motion.
+    - 'trailing': `trailing_timesteps` (last included, step 0 only when all are kept).
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown timestep spacing {spacing!r}; valid spacings are {SPACINGS}")
+    if steps is None:
+        return diffusion
+    base = diffusion.base_steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= base:
+        raise ValueError(
+            f"sampling steps must be an integer in [1, {base}] (steps of the model's {base}-step schedule), "
+            f"or None for every step of {diffusion!r}; got {steps!r}"
+        )
+    if spacing == "trailing" or steps == 1:
+        return diffusion.respaced(trailing_timesteps(base, steps))
+    return diffusion.respaced(space_timesteps(base, steps))
+
+
+class ScheduleSampler:
+    """Base of the samplers: which steps of the model's schedule a sampling run visits, and one step between them.
+
+    A sampler imports no model: the caller's loop (`run_sampler`, or its own) calls the model at `timesteps[i]` (base
+    steps, noisiest first, what the model was trained on) and hands its x0 prediction to `step(x0_pred, i, x_t)`,
+    which returns the sample at the next, less noisy step; the step after the last timestep is the clean data.
+
+    Args:
+        diffusion: the model's diffusion (any respacing: its base schedule is what counts).
+        steps: see `set_timesteps`.
+    """
+
+    name = "base"
+    spacing = "official"  # how `set_timesteps(K)` picks K steps of the base schedule (see `sampling_schedule`)
+
+    def __init__(self, diffusion: GaussianDiffusion, steps: int | None = None) -> None:
+        self.diffusion = diffusion
+        self.set_timesteps(steps)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.diffusion!r}, steps={len(self.timesteps)})"
+
+    def set_timesteps(self, steps: int | None) -> None:
+        """Visit `steps` evenly spaced steps of the base schedule (`self.spacing`), or every step of `diffusion`."""
+        self.schedule = sampling_schedule(self.diffusion, steps, self.spacing)
+        self.timesteps = self.schedule.timestep_map[::-1].copy()  # (K,) base steps, noisiest first
+
+    def _schedule_index(self, t_index: int) -> int:
+        """Position in `timesteps` -> index into `self.schedule`'s tables (they run from clean to noisy)."""
+        count = len(self.timesteps)
+        if isinstance(t_index, bool) or not isinstance(t_index, int | np.integer) or not 0 <= t_index < count:
+            raise ValueError(f"t_index must be an integer in [0, {count - 1}] (a position in timesteps), "
+                             f"got {t_index!r}")
+        return count - 1 - int(t_index)
+
+    def step(
+        self,
+        x0_pred: Tensor,
+        t_index: int,
+        x_t: Tensor,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """x at `timesteps[t_index]` and the model's x0 prediction there -> x at the next step (or the clean data).
+
+        `noise` (shape of x_t) is used by stochastic samplers, drawn from `generator` when not given.
+        """
+        raise NotImplementedError
+
+
+class AncestralSampler(ScheduleSampler):
+    """DDPM ancestral sampling (Ho et al. 2020), as MDM samples: `p_sample` on the visited steps' schedule.
+
+    Draws one noise tensor per step, the last included (where it is multiplied by 0), as the official loop does: the
+    generator's stream, and so every result, is the same as before samplers existed.
+    """
+
+    name = "ancestral"
+
+    def step(self, x0_pred, t_index, x_t, noise=None, generator=None) -> Tensor:
+        index = self._schedule_index(t_index)
+        t = torch.full((x_t.shape[0],), index, dtype=torch.long, device=x_t.device)  # (B,)
+        if noise is None:
+            noise = standard_normal(x_t.shape, generator, x_t.device, x_t.dtype)
+        return self.schedule.p_sample(x0_pred, x_t, t, noise=noise)
+
+
+def run_sampler(
+    sampler: ScheduleSampler,
+    model_fn: ModelFn,
+    shape: Sequence[int],
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
+    device: torch.device | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Tensor:
+    """Sample with any sampler: one `model_fn` call per visited step, then `sampler.step`.
+
+    Args:
+        sampler: an `AncestralSampler`, `kinemic.samplers.DDIMSampler`, `DPMSolverPP2M`, ...
+        model_fn: `(x_t, model_t) -> x0`, called with base-schedule steps (see `classifier_free_guidance`).
+        shape: output shape, e.g. (B, T, J).
+        generator: draws the initial noise (unless `noise` is given) and the noise of every stochastic step.
+        noise: optional x_T.
+        device: where to sample; defaults to the device of `noise`, else of `generator`, else CPU.
+        progress: called as `progress(done, total)` after each step.
+
+    Runs under `torch.inference_mode()` and returns a normal tensor (a clone), so the result can feed training.
+    """
+    if device is None:
+        device = noise.device if noise is not None else (generator.device if generator is not None else "cpu")
+    shape = tuple(shape)
+    total = len(sampler.timesteps)
+    with torch.inference_mode():
+        if noise is None:
+            x = standard_normal(shape, generator, device, torch.float32)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise shape {tuple(noise.shape)} differs from the requested shape {shape}")
+        else:
+            x = noise.to(device)
+        for t_index, step in enumerate(sampler.timesteps.tolist()):
+            t = torch.full((shape[0],), step, dtype=torch.long, device=x.device)  # (B,) base steps
+            x = sampler.step(model_fn(x, t), t_index, x, generator=generator)
+            if progress is not None:
+                progress(t_index + 1, total)
+    return x.clone()
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:

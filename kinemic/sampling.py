@@ -1,4 +1,4 @@
-"""Drawing motions from a trained denoiser: batched ancestral sampling with classifier-free guidance.
+"""Drawing motions from a trained denoiser: batched sampling with classifier-free guidance, ancestral by default.
 
 Used for the teacher's previews, the zero-shot baseline and the student's synthetic dataset alike. The denoiser sees
 normalised features; results are de-normalised features plus joints recovered from them.
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kinemic.diffusion import GaussianDiffusion, classifier_free_guidance
+from kinemic.diffusion import GaussianDiffusion, ScheduleSampler, classifier_free_guidance, run_sampler
 from kinemic.models.mdm import MDM
 from kinemic.motion import FeatureStats, features_to_joints
+from kinemic.samplers import make_sampler
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,20 @@ def sample_motions(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Callable[[float, int], None] | None = None,
+    sampler: str | ScheduleSampler = "ancestral",
+    steps: int | None = None,
 ) -> Samples:
     """Generate `len(request.lengths)` motions, `batch_size` at a time, reproducibly from `seed`.
 
     `pad_to` is the padded length for models trained without a frame mask (the teacher's training length); it is
-    ignored for masked models. Guidance is applied when `guidance != 1`.
+    ignored for masked models. Guidance is applied when `guidance != 1`, to the x0 prediction, in one batched pass
+    per step whatever the sampler.
+
+    `sampler` is a name ('ancestral' | 'ddim' | 'dpmpp_2m', see `kinemic.samplers.make_sampler`) built on `diffusion`
+    with `steps` steps of the model's base schedule (None: every step of `diffusion`, respaced or not), or a sampler
+    object already built on the model's schedule (then `steps` must be None: the object carries its own).
     """
+    sampler = _resolve_sampler(sampler, diffusion, steps)
     device = torch.device(device)
     lengths = np.asarray(request.lengths, dtype=np.int64)
     masked = model.config.mask_frames
@@ -92,14 +101,29 @@ def sample_motions(
         )
         step_progress = None
         if progress is not None:  # fractional samples after every denoising step: a batch takes minutes on a CPU
-            def step_progress(done: int, steps: int, start: int = start, size: int = len(batch_len)) -> None:
-                progress(start + size * done / steps, total)
-        x = diffusion.sample_loop(model_fn, (len(batch_len), frames, model.config.njoints), generator, device=device,
-                                  progress=step_progress)
+            def step_progress(done: int, of: int, start: int = start, size: int = len(batch_len)) -> None:
+                progress(start + size * done / of, total)
+        x = run_sampler(sampler, model_fn, (len(batch_len), frames, model.config.njoints), generator, device=device,
+                        progress=step_progress)
         x = stats.denormalize(x.float().cpu().numpy())
         features += [x[i, :n].astype(np.float32) for i, n in enumerate(batch_len)]
     model.train(was_training)
     return Samples(features=features, joints=[features_to_joints(f) for f in features])
+
+
+def _resolve_sampler(
+    sampler: str | ScheduleSampler, diffusion: GaussianDiffusion, steps: int | None
+) -> ScheduleSampler:
+    if isinstance(sampler, str):
+        return make_sampler(sampler, diffusion, steps)
+    if not isinstance(sampler, ScheduleSampler):
+        raise ValueError(f"sampler must be a sampler name or a ScheduleSampler, got {type(sampler).__name__}")
+    if steps is not None:
+        raise ValueError(f"steps={steps!r} given with a sampler object; call its set_timesteps or pass a sampler name")
+    own = sampler.diffusion
+    if (own.base_steps, own.schedule) != (diffusion.base_steps, diffusion.schedule):
+        raise ValueError(f"sampler {sampler!r} is built on another schedule than the model's {diffusion!r}")
+    return sampler
 
 
 def lengths_like(reference: Sequence[int], count: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,11 +11,15 @@ import torch
 
 import kinemic.diffusion as diffusion_module
 from kinemic.diffusion import (
+    AncestralSampler,
     GaussianDiffusion,
     classifier_free_guidance,
     cosine_beta_schedule,
     masked_mse,
+    run_sampler,
+    sampling_schedule,
     space_timesteps,
+    trailing_timesteps,
 )
 from kinemic.models.mdm import MDM
 
@@ -109,6 +113,39 @@ def test_space_timesteps_is_even_and_official():
     assert max(np.diff(kept)) - min(np.diff(kept)) <= 1
 
 
+def test_trailing_timesteps_end_at_the_noisiest_step():
+    assert trailing_timesteps(1000, 1) == [999]
+    assert trailing_timesteps(1000, 4) == [249, 499, 749, 999]
+    assert trailing_timesteps(10, 10) == list(range(10))
+    for count in range(1, 101):
+        kept = trailing_timesteps(100, count)
+        assert len(set(kept)) == count and kept[-1] == 99 and kept[0] >= 0
+    with pytest.raises(ValueError, match=r"count must be an integer in \[1, steps=10\], got 11"):
+        trailing_timesteps(10, 11)
+
+
+def test_a_one_step_schedule_samples():
+    """Official respacing to 1 keeps step 0 and used to fail on the clipped log variance (no step 1 to clip to)."""
+    one = GaussianDiffusion(1000, timestep_respacing=1)
+    assert one.posterior_log_variance_clipped.tolist() == [-np.inf] and one.posterior_variance.tolist() == [0.0]
+    target = torch.randn(2, 3)
+    out = one.sample_loop(lambda x, t: target, (2, 3), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, target, atol=1e-6, rtol=0)
+
+
+def test_sampling_schedule_counts_base_steps():
+    base = GaussianDiffusion(1000)
+    assert sampling_schedule(base, None) is base
+    np.testing.assert_array_equal(sampling_schedule(base, 50).timestep_map, base.respaced(50).timestep_map)
+    np.testing.assert_array_equal(sampling_schedule(base.respaced(10), 50).timestep_map, space_timesteps(1000, 50))
+    np.testing.assert_array_equal(sampling_schedule(base, 1).timestep_map, [999])
+    np.testing.assert_array_equal(sampling_schedule(base, 4, "trailing").timestep_map, [249, 499, 749, 999])
+    with pytest.raises(ValueError, match=r"sampling steps must be an integer in \[1, 1000\].*got 0"):
+        sampling_schedule(base, 0)
+    with pytest.raises(ValueError, match=r"unknown timestep spacing 'leading'; valid spacings are"):
+        sampling_schedule(base, 5, "leading")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -173,6 +210,24 @@ def test_sample_loop_is_a_loop_of_p_sample():
         t = torch.full((2,), step)
         x = diffusion.p_sample(model_fn(x, t), x, t, noise=torch.randn(2, 3, generator=gen))
     torch.testing.assert_close(out, x, atol=0, rtol=0)
+
+
+def test_sample_loop_is_run_sampler_with_the_ancestral_sampler():
+    spaced = GaussianDiffusion(1000, timestep_respacing=7)
+
+    def model_fn(x, t):
+        return torch.tanh(x)
+
+    sampler = AncestralSampler(spaced)
+    np.testing.assert_array_equal(sampler.timesteps, spaced.timestep_map[::-1])
+    out = run_sampler(sampler, model_fn, (2, 4, 3), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(out, spaced.sample_loop(model_fn, (2, 4, 3), generator=torch.Generator().manual_seed(2)))
+    assert torch.equal(run_sampler(AncestralSampler(GaussianDiffusion(1000), 7), model_fn, (2, 4, 3),
+                                   generator=torch.Generator().manual_seed(2)), out)
+    with pytest.raises(ValueError, match=r"noise shape \(2, 4\) differs from the requested shape \(2, 4, 3\)"):
+        run_sampler(sampler, model_fn, (2, 4, 3), noise=torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"t_index must be an integer in \[0, 6\].*got -1"):
+        sampler.step(torch.zeros(2, 3), -1, torch.zeros(2, 3))
 
 
 def test_sample_timesteps_is_uniform_and_seeded():
