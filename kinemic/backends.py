@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from kinemic.classifier import EpochStats
 from kinemic.evaluation import EvaluateConfig, SeedResult, run_seed
-from kinemic.generation import SyntheticSet
+from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
 
 

@@ -10,11 +10,11 @@ import numpy as np
 from kinemic.backends import run_seed_on_backend
 from kinemic.classifier import save_classifier
 from kinemic.evaluation import EvaluateConfig
-from kinemic.generation import SyntheticSet
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
+from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
 
 

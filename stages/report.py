@@ -9,12 +9,12 @@ import numpy as np
 
 from kinemic.classifier import load_classifier
 from kinemic.evaluation import EvaluateConfig, generative_metrics
-from kinemic.generation import SyntheticSet
 from kinemic.io import atomic_output_dir, read_json, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion
 from kinemic.runtime import StageRun
 from kinemic.statistics import compare_with_baselines
+from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
 
 

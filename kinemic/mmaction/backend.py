@@ -42,10 +42,10 @@ from kinemic.classifier import (
 )
 from kinemic.evaluation import EvaluateConfig, SeedResult, training_set
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
-from kinemic.generation import SyntheticSet
 from kinemic.mmaction import require_mm
 from kinemic.mmaction.checkpoint import classifier_from_mmaction
 from kinemic.mmaction.export import write_mmaction_config
+from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
 
 logger = logging.getLogger(__name__)
