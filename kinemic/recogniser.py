@@ -7,9 +7,14 @@ those labelled segments out of the prepared prior and trains a small classifier 
 Why pooled statistics and an MLP rather than the project's ST-GCN: at the embedded size there are ~18k segments, and an
 ST-GCN over them takes minutes per epoch on 2 CPU cores, while per-channel mean, standard deviation and mean absolute
 frame difference of the z-normalised HumanML3D features (foot contacts dropped, as HumanML3D's evaluator does) train an
-MLP in ~10 s to >99 % held-out accuracy. The statistics see which joints move and how fast, which is what tells the
+MLP in ~15 s to >99 % held-out accuracy. The statistics see which joints move and how fast, which is what tells the
 primitives apart; they do not see temporal order, which none of the primitives needs. The MLP's penultimate layer is
 the feature space for FID and diversity.
+
+The features are smoothed over 5 frames (0.25 s) before pooling. The card asks "is this a side kick?" and measures
+jitter separately (acceleration against real segments); without smoothing, frame-to-frame noise of the size an
+undertrained teacher leaves (4x the real acceleration) drops recognition of real held-out segments from 100 % to
+41 %, with it to 95 %. A 5-frame box still passes half the amplitude of a 2.5 Hz jog.
 
 Shapes: a motion is (T, 263) de-normalised features; a batch of motions is a list (lengths differ); descriptors are
 (N, 3 * 259), embeddings (N, embedding).
@@ -58,6 +63,7 @@ class RecogniserConfig:
     weight_decay: float = 1e-2
     heldout_fraction: float = 0.2  # of the prior's motions (a motion and its mirror together)
     min_frames: int = 8  # shorter segments (cut by the end of their motion) are left out
+    smooth_frames: int = 5  # moving-average window before pooling (module docstring); 1 = none
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +74,8 @@ class RecogniserConfig:
             raise ValueError(f"recogniser.heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")
         if self.min_frames < 2:
             raise ValueError(f"recogniser.min_frames must be >= 2 (for a frame difference), got {self.min_frames}")
+        if not 1 <= self.smooth_frames < self.min_frames:
+            raise ValueError(f"recogniser.smooth_frames must lie in [1, min_frames), got {self.smooth_frames}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"recogniser.dropout must lie in [0, 1), got {self.dropout}")
 
@@ -167,8 +175,16 @@ def labelled_segments(prior: PreparedPrior, primitives: pd.DataFrame, min_frames
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def describe(motions: Sequence[np.ndarray], stats: FeatureStats) -> np.ndarray:
-    """Pooled statistics (N, 3 * 259): per-channel mean, std and mean |frame difference| of z-normalised features."""
+def moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """Box filter along time (T, D) -> (T - w + 1, D), w = min(window, T - 1) so that two frames remain."""
+    window = max(1, min(window, len(x) - 1))
+    total = np.cumsum(np.concatenate([np.zeros((1, x.shape[1]), x.dtype), x]), axis=0, dtype=np.float64)
+    return ((total[window:] - total[:-window]) / window).astype(np.float32)
+
+
+def describe(motions: Sequence[np.ndarray], stats: FeatureStats, smooth_frames: int = 1) -> np.ndarray:
+    """Pooled statistics (N, 3 * 259): per-channel mean, std and mean |frame difference| of z-normalised features,
+    after a `smooth_frames` moving average."""
     if len(motions) == 0:
         raise ValueError("describe needs at least one motion")
     mean, std = stats.mean[:POSE_CHANNELS], stats.std[:POSE_CHANNELS]
@@ -177,7 +193,7 @@ def describe(motions: Sequence[np.ndarray], stats: FeatureStats) -> np.ndarray:
         arr = np.asarray(motion, dtype=np.float32)
         if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < POSE_CHANNELS:
             raise ValueError(f"motion {i}: expected (T >= 2, 263) features, got shape {arr.shape}")
-        z = (arr[:, :POSE_CHANNELS] - mean) / std  # (T, 259)
+        z = moving_average((arr[:, :POSE_CHANNELS] - mean) / std, smooth_frames)  # (T', 259)
         rows.append(np.concatenate([z.mean(axis=0), z.std(axis=0), np.abs(np.diff(z, axis=0)).mean(axis=0)]))
     out = np.stack(rows).astype(np.float32)  # (N, 777)
     if not np.isfinite(out).all():
@@ -187,15 +203,19 @@ def describe(motions: Sequence[np.ndarray], stats: FeatureStats) -> np.ndarray:
 
 
 class RecogniserNet(nn.Module):
-    """descriptor -> hidden -> embedding (the FID space) -> class logits."""
+    """descriptor -> hidden -> embedding (the FID space) -> ReLU -> class logits.
+
+    The embedding is taken before its ReLU: units a ReLU silences for every motion would make the covariance that FID
+    fits singular.
+    """
 
     def __init__(self, in_dim: int, num_classes: int, config: RecogniserConfig) -> None:
         super().__init__()
         self.trunk = nn.Sequential(
             nn.Linear(in_dim, config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
-            nn.Linear(config.hidden, config.embedding), nn.ReLU(),
+            nn.Linear(config.hidden, config.embedding),
         )
-        self.head = nn.Linear(config.embedding, num_classes)
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(config.embedding, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
@@ -215,7 +235,8 @@ class Recogniser:
     train_seconds: float = float("nan")
 
     def _inputs(self, motions: Sequence[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy((describe(motions, self.stats) - self.descriptor_mean) / self.descriptor_std)
+        x = describe(motions, self.stats, self.config.smooth_frames)
+        return torch.from_numpy((x - self.descriptor_mean) / self.descriptor_std)
 
     @torch.no_grad()
     def probabilities(self, motions: Sequence[np.ndarray]) -> np.ndarray:
@@ -265,7 +286,7 @@ def train_recogniser(train: LabelledSegments, heldout: LabelledSegments | None, 
     if len(train) == 0:
         raise ValueError("the recogniser's training set is empty")
     start = time.perf_counter()
-    x = describe(train.features, stats)
+    x = describe(train.features, stats, config.smooth_frames)
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     inputs = torch.from_numpy((x - mean) / std)
     labels = torch.from_numpy(train.labels)

@@ -327,7 +327,8 @@ def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teach
     top.bar(x + 0.2, [100 * p.top3 for p in card.primitives], 0.4, label="top-3", color="#a1c9f4")
     top.axhline(100 * card.recogniser_heldout, color="#55a868", linestyle="--", linewidth=1,
                 label=f"recogniser held-out {100 * card.recogniser_heldout:.0f}%")
-    top.set_ylim(0, 105)
+    top.set_ylim(0, 125)  # headroom for the legend
+    top.set_yticks([0, 20, 40, 60, 80, 100])
     top.set_ylabel("samples (%)")
     top.set_title(f"{title}: recognition {100 * card.recognition:.0f}%, {card.primitives_within}/{len(names)} "
                   f"primitives within +-{100 * card.tolerance:.0f}%", fontsize=9)

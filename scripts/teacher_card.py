@@ -63,9 +63,6 @@ def main(argv: list[str] | None = None) -> None:
     except UnlabelledPrior as err:
         print(f"teacher card skipped: {err}")
         return
-    print(f"recogniser: {len(inputs.recogniser.classes)} primitives, held-out top-1 "
-          f"{100 * inputs.recogniser.heldout_accuracy:.1f}% on {len(inputs.reference)} segments, trained in "
-          f"{inputs.recogniser.train_seconds:.1f} s")
     teacher = TeacherCheckpoint.load(args.teacher, device=args.device)
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
     config = CardConfig(samples_per_primitive=args.samples, sampling_steps=args.steps, guidance=args.guidance,

@@ -16,6 +16,7 @@ from kinemic.recogniser import (
     UnlabelledPrior,
     describe,
     labelled_segments,
+    moving_average,
     read_primitives,
     train_recogniser,
 )
@@ -109,6 +110,17 @@ def test_describe_pools_mean_std_and_frame_differences():
         describe([np.zeros((1, 263))], STATS)
 
 
+def test_smoothing_removes_frame_to_frame_jitter_not_slow_motion():
+    t = np.arange(40)
+    motion = np.zeros((40, 263), np.float32)
+    motion[:, 5] = np.where(t % 2 == 0, 1.0, -1.0)  # jitter at the frame rate
+    motion[:, 6] = np.sin(2 * np.pi * t / 20)  # a movement once a second
+    raw, smooth = describe([motion], STATS), describe([motion], STATS, smooth_frames=2)
+    assert raw[0, 259 + 5] == pytest.approx(1.0) and smooth[0, 259 + 5] == pytest.approx(0.0, abs=1e-6)
+    assert smooth[0, 259 + 6] > 0.9 * raw[0, 259 + 6]
+    np.testing.assert_allclose(moving_average(motion, 5)[0], motion[:5].mean(axis=0), atol=1e-6)
+
+
 def test_recogniser_learns_separable_primitives_and_round_trips(tmp_path, one_thread):
     segments = make_segments(("walk", "jump", "side_kick"), 16)
     train, held = segments.split_by_motion(0.25, seed=0)
@@ -133,5 +145,7 @@ def test_config_validation():
         RecogniserConfig(epochs=0)
     with pytest.raises(ValueError, match="recogniser.min_frames"):
         RecogniserConfig(min_frames=1)
+    with pytest.raises(ValueError, match="recogniser.smooth_frames"):
+        RecogniserConfig(smooth_frames=8)
     with pytest.raises(ValueError, match="empty"):
         train_recogniser(make_segments(("walk",), 2).select(np.zeros(2, bool)), None, STATS, FAST)

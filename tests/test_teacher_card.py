@@ -142,7 +142,6 @@ def _fake_embed(texts: list[str]) -> np.ndarray:
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
 
-@pytest.mark.filterwarnings("ignore:Matrix is singular")  # an untrained teacher's samples span few dimensions
 def test_card_of_an_untrained_teacher(trained):
     recogniser, held = trained
     config = TeacherConfig(model={"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2,
