@@ -19,6 +19,7 @@ import torch
 
 from kinemic.params import check_range
 from kinemic.runtime import resolve_device
+from kinemic.samplers import SAMPLERS
 from kinemic.sampling import SampleRequest, lengths_like, sample_motions
 from kinemic.student import StudentCheckpoint
 from kinemic.synthetic_set import SyntheticSet  # re-exported: stages and backends import it from here
@@ -33,7 +34,8 @@ class GenerateConfig:
 
     samples_per_class: int = 383
     guidance: float = 2.5
-    sampling_steps: int = 0  # 0: every step of the schedule; K: K evenly respaced steps
+    sampling_steps: int = 0  # 0: every step of the schedule; K: K steps of the model's training schedule
+    sampler: str = "ancestral"  # ancestral | ddim | dpmpp_2m (kinemic.samplers)
     batch_size: int = 128
     seed: int = 10
     device: str = "auto"
@@ -49,6 +51,8 @@ class GenerateConfig:
             raise ValueError(f"generate.sampling_steps must be >= 0, got {self.sampling_steps}")
         if self.guidance < 0:
             raise ValueError(f"generate.guidance must be >= 0, got {self.guidance}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"generate.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         check_range("generate", self, non_negative=("previews_per_class", "composition_samples"))
 
 
@@ -96,10 +100,11 @@ def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig,
     action = labels if student.uses_action else None
     device = resolve_device(config.device)
     student.model.to(device)
-    diffusion = student.diffusion(config.sampling_steps or None)
+    diffusion = student.diffusion()  # the training schedule; the sampler picks its steps on it
     request = SampleRequest(lengths=lengths, text_emb=text_emb, action=action)
     with torch.inference_mode():
         return sample_motions(
             student.model, diffusion, student.stats, request, guidance=config.guidance, batch_size=config.batch_size,
-            pad_to=student.max_frames, seed=config.seed, device=device, progress=progress,
+            pad_to=student.max_frames, seed=config.seed, device=device, progress=progress, sampler=config.sampler,
+            steps=config.sampling_steps or None,
         )

@@ -304,6 +304,7 @@ def test_every_params_section_builds_its_config():
     ("runtime", "threads", 0, "runtime.threads"),
     ("evaluate", "train_data", "everything", "evaluate.train_data"),
     ("evaluate", "backend", "pytorch", "evaluate.backend"),
+    ("generate", "sampler", "euler", "generate.sampler"),
     ("teacher", "lerning_rate", 1.0, "unknown keys"),
 ])
 def test_a_bad_value_fails_validation_naming_it(section, key, value, message):
