@@ -80,6 +80,7 @@ class TeacherConfig:
     preview_captions: tuple[str, ...] = ()
     preview_steps: int = 50
     guidance: float = 2.5
+    card: dict | None = field(default_factory=dict)  # kinemic.teacher_card.CardConfig fields; None: no report card
 
     def __post_init__(self) -> None:
         if self.source not in ("pretrain", "official"):
@@ -284,6 +285,7 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     fields = dataclasses.asdict(config)
     if fields["ema_decay"] == 0.0:  # EMA off: the same identity as before the field existed, so resumes still match
         del fields["ema_decay"]
+    del fields["card"]  # the card scores the finished teacher; it does not shape the run
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     update_with_tensor(digest, text_table)  # the caption embeddings as used (this covers the text encoder)
     digest.update(prior_hash(prior).encode())

@@ -14,10 +14,12 @@ from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.preview import Panel, render_gif
+from kinemic.recogniser import UnlabelledPrior
 from kinemic.report import write_curves
 from kinemic.runtime import StageRun, resolve_device
 from kinemic.sampling import SampleRequest, sample_motions
 from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
+from kinemic.teacher_card import CardConfig, prepare_card, teacher_card, write_card_plot
 
 
 def _official(config: TeacherConfig, prior: PreparedPrior, spec: TextSpec) -> TeacherCheckpoint:
@@ -47,12 +49,38 @@ def _previews(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherC
     return names
 
 
+def _card(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherConfig, embed, labels: Path,
+          plots: Path) -> dict[str, float]:
+    """The report card (kinemic.teacher_card): overall keys for metrics/teacher.json, the per-primitive table and
+    chart in plots/teacher. A prior without primitive labels (real HumanML3D) skips it, saying why."""
+    try:
+        inputs = prepare_card(prior, labels / "primitives.parquet")
+    except UnlabelledPrior as err:
+        print(f"teacher: report card skipped: {err}")
+        return {}
+    bar = tqdm(total=0, desc="teacher card", unit="motion", mininterval=2)
+
+    def progress(done: float, total: int) -> None:
+        bar.total = total
+        bar.update(int(done) - bar.n)
+
+    card_config = CardConfig(**{"device": str(resolve_device(config.device)), **(config.card or {})})
+    card = teacher_card(teacher, embed, inputs, card_config, progress)
+    bar.close()
+    write_card_plot(card, plots / "card.tsv", plots / "card.png")
+    print(card.table())
+    # Per-primitive values stay in card.tsv: 63 more columns would bury the headline in `dvc exp show`.
+    return {k: v for k, v in card.to_metrics().items() if k.count(".") == 1}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
     parser.add_argument("--out", required=True, help="teacher directory (models/teacher)")
-    parser.add_argument("--plots", required=True, help="loss curve and previews (plots/teacher)")
+    parser.add_argument("--plots", required=True, help="loss curve, report card and previews (plots/teacher)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="the raw prior folder holding primitives.parquet (the embedded world's labels)")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--resume-dir", default=".checkpoints/teacher", help="resume checkpoints (not a DVC output)")
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
@@ -92,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             rows = [{"step": step, "loss": loss} for step, loss in losses]
             write_curves(rows, tmp / "loss.tsv", tmp / "loss.png", "teacher pretraining (masked x0 MSE)")
         previews = _previews(teacher, prior, config, embed, tmp / "previews")
+        if config.card is not None and args.labels is not None:
+            metrics.update(_card(teacher, prior, config, embed, args.labels, tmp))
     metrics["previews"] = len(previews)
     write_json(args.metrics, metrics)
     print(f"teacher: {teacher.source}, {sum(p.numel() for p in teacher.model.parameters()) / 1e6:.2f} M parameters")

@@ -33,7 +33,8 @@ TINY_PARAMS = {
     "teacher": {"model": {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "mask_frames": True},
                 "diffusion_steps": 10, "steps": 4, "batch_size": 4, "max_frames": 40, "log_every": 2,
                 "checkpoint_every": 2, "device": "cpu", "preview_captions": ["a person jogs in place"],
-                "preview_steps": 3},
+                "preview_steps": 3,
+                "card": {"samples_per_primitive": 1, "sampling_steps": 2, "real_per_primitive": 2}},
     "train": {"steps": 2, "lr": 1e-3, "lora": {"rank": 2, "alpha": 4.0, "dropout": 0.0}, "mic_hidden": 8,
               "mic_output": 8, "prior_max_frames": 40, "log_every": 1, "device": "cpu"},
     "generate": {"samples_per_class": 2, "sampling_steps": 3, "batch_size": 8, "device": "cpu",
@@ -66,8 +67,9 @@ def _run_pipeline(root: Path, params: dict, cache: Path, stages: tuple[str, ...]
         "prepare_target": lambda: _run("prepare_target", *p, "--out", "target", "--metrics", "m/target.json"),
         "mine": lambda: _run("mine", *p, "--prior", "prior", "--target", "target", "--out", "mining", "--plots",
                              "plots/mining", "--metrics", "m/mining.json", *c),
-        "teacher": lambda: _run("teacher", *p, "--prior", "prior", "--out", "teacher", "--plots", "plots/teacher",
-                                "--metrics", "m/teacher.json", "--resume-dir", "resume", *c),
+        "teacher": lambda: _run("teacher", *p, "--prior", "prior", "--labels", "raw/prior", "--out", "teacher",
+                                "--plots", "plots/teacher", "--metrics", "m/teacher.json", "--resume-dir", "resume",
+                                *c),
         "train": lambda: _run("train", *p, "--teacher", "teacher", "--target", "target", "--prior", "prior", "--pairs",
                               "mining/soft_pairs.parquet", "--out", "student", "--plots", "plots/train", "--metrics",
                               "m/train.json", "--resume-dir", "resume", *c),
@@ -133,6 +135,9 @@ def test_every_stage_on_a_tiny_world(tiny_run):
     pyskl = read_pyskl(d / "generated/fewshot_plus_synthetic.pkl")
     labels = sorted(s.label for s in pyskl.samples)
     assert len(pyskl.by_split("real")) == 6 and labels == sorted([0, 1, 2] * 4)
+    card = json.loads((d / "m/teacher.json").read_text())
+    assert 0.0 <= card["card.recognition"] <= 1.0 and "card.recogniser_heldout" in card
+    assert (d / "plots/teacher/card.tsv").is_file()
     exported = (d / "exports/mmaction2/fewshot_plus_synthetic.py").read_text()
     assert "fewshot_plus_synthetic.pkl" in exported and "num_person=1" in exported.replace(" ", "")
     assert (d / "exports/mmaction2/real_fewshot.py").is_file()
