@@ -17,6 +17,11 @@ from kinemic.statistics import compare_with_baselines
 from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
 
+# What `dvc exp show` leads with (the report stage is listed first in dvc.yaml for that): the paper's median, the mean
+# with its interval, the paired gain over real data only, the gap closure, and FID.
+HEADLINE = ("top1.median", "top1.mean", "top1.mean.ci_low", "top1.mean.ci_high", "vs_real_only", "vs_real_only.ci_low",
+            "vs_real_only.ci_high", "gap_closure", "gen.fid")
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -29,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baselines", required=True, help="metrics/baselines.json (real only, all real per seed)")
     parser.add_argument("--plots", required=True, help="plots/report")
     parser.add_argument("--summary", required=True, help="metrics/summary.json")
+    parser.add_argument("--headline", required=True, help="metrics/headline.json: the few numbers a reader wants first")
     args = parser.parse_args(argv)
     setup_logging()
     run = StageRun("report", args.params)
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         write_confusion(confusions, target.class_names, tmp / "confusion.csv", tmp / "confusion.png",
                         f"test confusion, all seeds ({label})")
     write_json(args.summary, summary)
+    write_json(args.headline, {key: summary[key] for key in HEADLINE if key in summary})
     print(f"report: median top-1 {100 * summary['top1.median']:.1f}% "
           f"(mean {100 * summary['top1.mean']:.1f} +- {100 * summary['top1.std']:.1f}, 95% CI "
           f"[{100 * summary['top1.mean.ci_low']:.1f}, {100 * summary['top1.mean.ci_high']:.1f}]) over "

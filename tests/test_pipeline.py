@@ -85,7 +85,8 @@ def _run_pipeline(root: Path, params: dict, cache: Path, stages: tuple[str, ...]
         "baselines": lambda: _run("baselines", *p, "--target", "target", "--metrics", "m/baselines.json"),
         "report": lambda: _run("report", *p, "--eval-metrics", "m/eval", "--eval-outputs", "eval", "--target",
                                "target", "--generated", "generated", "--evaluator", "evaluator", "--plots",
-                               "plots/report", "--baselines", "m/baselines.json", "--summary", "m/summary.json"),
+                               "plots/report", "--baselines", "m/baselines.json", "--summary", "m/summary.json",
+                               "--headline", "m/headline.json"),
     }
     for name in stages or tuple(steps):
         steps[name]()
@@ -121,6 +122,8 @@ def test_every_stage_on_a_tiny_world(tiny_run):
     summary = json.loads((d / "m/summary.json").read_text())
     assert summary["seeds"] == 2 and 0.0 <= summary["top1.median"] <= 1.0
     assert {"gen.fid", "gen.diversity", "gen.multimodality", "top1.seed_1"} <= set(summary)
+    headline = json.loads((d / "m/headline.json").read_text())
+    assert list(headline)[0] != "seeds" and {k: summary[k] for k in headline} == headline and len(headline) >= 8
     baselines = json.loads((d / "m/baselines.json").read_text())
     assert set(baselines) == {f"{name}.seed_{s}" for name in ("real_only", "all_real") for s in (1, 2)}
     assert summary["top1.mean.ci_low"] <= summary["top1.mean"] <= summary["top1.mean.ci_high"]
