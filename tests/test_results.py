@@ -60,3 +60,29 @@ def test_own_real_only_experiment_takes_precedence():
     stats = {s.row.label: s for s in row_stats(group_runs(runs), runs)}
     assert stats[FULL].vs_real_only.estimate == pytest.approx(0.15)
     assert stats[REAL_ONLY].vs_real_only is None and stats[REAL_ONLY].vs_full.estimate == pytest.approx(-0.15)
+
+
+def test_the_results_queue_covers_every_method_and_generator_seed():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "queue_results.py"
+    spec = importlib.util.spec_from_file_location("queue_results", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    commands = module.queue_commands([42, 43])
+    names = [c[c.index("-n") + 1] for c in commands]
+    assert "full-g42" not in names and "full-g43" in names and len(commands) == 2 * 7 - 1
+    lora = commands[names.index("lora-g43")]
+    assert lora[:4] == ["dvc", "exp", "run", "--queue"] and "train.method=lora" in lora and "train.seed=43" in lora
+    base = commands[names.index("base-g42")]
+    assert "train.use_dist=false" in base and "train.use_dww=false" in base
+    assert "generate.seed=43" in commands[names.index("zeroshot-g43")]
+    # every -S value names a key of params.yaml
+    import yaml
+
+    params = yaml.safe_load((path.parents[1] / "params.yaml").read_text())
+    for command in commands:
+        for key in (command[i + 1].split("=")[0] for i, a in enumerate(command) if a == "-S"):
+            section, name = key.split(".")
+            assert name in params[section], key
