@@ -1,7 +1,7 @@
 # Two entry points for a fresh clone: `make repro` (set up, then run the pipeline) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# DVC stages run `python stages/...`: with the environment first on PATH they use its interpreter, activated or not.
+# DVC stages run `python -m stages.<name>`: with the environment first on PATH they use its interpreter, activated or not.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
