@@ -5,8 +5,9 @@
 A 2-core machine is often shared (a second experiment, a test run, an editor's indexer). PyTorch's OpenMP threads
 spin-wait between parallel regions by default, so one busy process beside a 2-thread stage can slow it by an order of
 magnitude. This times the embedded teacher's training step (MDM 128 wide, 4 layers, 64 crops of 80 frames, AdamW) in
-a fresh process per configuration: OMP_WAIT_POLICY unset (libgomp's spinning default) or PASSIVE (what the stages
-set), idle or beside one process spinning a core. Configurations are interleaved within each repeat, same threads.
+a fresh process per configuration: OMP_WAIT_POLICY unset (libgomp spins up to GOMP_SPINCOUNT, 300,000 by default,
+before sleeping), a short spin (GOMP_SPINCOUNT=10000, what the stages set) or PASSIVE (no spinning), idle or beside
+one process spinning a core. Configurations are interleaved within each repeat, same threads.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ print(statistics.median(times))
 """
 
 
-def _step_seconds(policy: str | None, busy: bool, threads: int, steps: int) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+POLICIES = {"unset (spin 300k)": {}, "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
+            "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}}
+
+
+def _step_seconds(policy: str, busy: bool, threads: int, steps: int) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(POLICIES[policy])
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         done = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(steps)], env=env, check=True,
@@ -63,20 +67,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    configs = [(policy, busy) for busy in (False, True) for policy in (None, "PASSIVE")]
+    configs = [(policy, busy) for busy in (False, True) for policy in POLICIES]
     results: dict[tuple, list[float]] = {c: [] for c in configs}
     for repeat in range(args.repeats):
         for policy, busy in configs if repeat % 2 == 0 else configs[::-1]:
             results[(policy, busy)].append(_step_seconds(policy, busy, args.threads, args.steps))
-            print(f"  repeat {repeat + 1}: policy={policy or 'default'} busy={busy}: "
+            print(f"  repeat {repeat + 1}: {policy}, busy={busy}: "
                   f"{1000 * results[(policy, busy)][-1]:.0f} ms/step", flush=True)
     print(f"\nembedded teacher step, {args.threads} threads, median over {args.repeats} runs of {args.steps} steps")
-    print("| OMP_WAIT_POLICY | idle machine (ms/step) | beside one busy process (ms/step) | slowdown under load |")
+    print("| OpenMP waiting | idle machine (ms/step) | beside one busy process (ms/step) | slowdown under load |")
     print("|---|---|---|---|")
-    for policy in (None, "PASSIVE"):
+    for policy in POLICIES:
         idle = statistics.median(results[(policy, False)])
         busy = statistics.median(results[(policy, True)])
-        print(f"| {policy or 'unset (spin)'} | {1000 * idle:.0f} | {1000 * busy:.0f} | {busy / idle:.1f}x |")
+        print(f"| {policy} | {1000 * idle:.0f} | {1000 * busy:.0f} | {busy / idle:.1f}x |")
 
 
 if __name__ == "__main__":
