@@ -110,6 +110,10 @@ def row_stats(rows: Mapping[str, Row], runs: list[Run]) -> list[RowStats]:
     real = reference_table(rows, runs, REAL_ONLY, "real_only")
     full_real = reference_table(rows, runs, ALL_REAL, "all_real")
     full = rows[FULL].table if FULL in rows else None
+    rows = dict(rows)
+    for label, table in ((REAL_ONLY, real), (ALL_REAL, full_real)):  # the reference rows, from baselines.json
+        if label not in rows and table is not None:
+            rows[label] = Row(label, ("baselines",), table, {})
     out = []
     for label in sorted(rows, key=ROW_ORDER.index):
         row = rows[label]

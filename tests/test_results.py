@@ -50,8 +50,10 @@ def test_generator_seeds_pool_into_one_row_paired_with_the_baselines():
     assert full.generator_std > 0 and full.vs_full is None
     lora = stats["MDM + LoRA"]
     assert lora.vs_full.estimate == pytest.approx(-0.05) and lora.vs_real_only.low == pytest.approx(0.10)
+    assert stats[REAL_ONLY].row.names == ("baselines",) and stats[ALL_REAL].mean == pytest.approx(0.95)
     table = markdown(list(stats.values()))
-    assert table.count("\n") == 3 and "| KineMIC (full) | 2 x 3 |" in table and "+10.0 [+10.0, +10.0]" in table
+    assert table.count("\n") == 5 and "| KineMIC (full) | 2 x 3 |" in table and "+10.0 [+10.0, +10.0]" in table
+    assert table.index(REAL_ONLY) < table.index(FULL) < table.index(ALL_REAL)
 
 
 def test_own_real_only_experiment_takes_precedence():
