@@ -49,13 +49,15 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "kinemic.teacher/1"
 TextEmbedder = Callable[[list[str]], np.ndarray]
+TEACHER_SOURCES = ("pretrain", "release", "official")
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
     """Params section `teacher`."""
 
-    source: str = "pretrain"  # 'pretrain' on the prepared prior, or 'official' to import an MDM checkpoint
+    source: str = "pretrain"  # 'pretrain' on the prepared prior, 'release' (the shipped one), 'official' (MDM's)
+    release: str = "releases/teacher"  # the released teacher's folder (kinemic.teacher_release)
     official_checkpoint: str = ""
     official_args: str = ""  # optional args.json; by default the one beside the checkpoint is used
     model: dict = field(default_factory=dict)  # MDMConfig fields; text_dim comes from the text encoder
@@ -83,8 +85,8 @@ class TeacherConfig:
     card: dict | None = field(default_factory=dict)  # kinemic.teacher_card.CardConfig fields; None: no report card
 
     def __post_init__(self) -> None:
-        if self.source not in ("pretrain", "official"):
-            raise ValueError(f"teacher.source must be 'pretrain' or 'official', got {self.source!r}")
+        if self.source not in TEACHER_SOURCES:
+            raise ValueError(f"teacher.source must be one of {TEACHER_SOURCES}, got {self.source!r}")
         if self.source == "official" and not self.official_checkpoint:
             raise ValueError("teacher.source is 'official' but teacher.official_checkpoint is empty: give the .pt path")
         for name in ("steps", "batch_size", "max_frames", "unit_length", "checkpoint_every", "log_every"):
@@ -286,6 +288,7 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     if fields["ema_decay"] == 0.0:  # EMA off: the same identity as before the field existed, so resumes still match
         del fields["ema_decay"]
     del fields["card"]  # the card scores the finished teacher; it does not shape the run
+    del fields["release"]  # where a finished teacher is published, not how it is trained
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     update_with_tensor(digest, text_table)  # the caption embeddings as used (this covers the text encoder)
     digest.update(prior_hash(prior).encode())

@@ -20,6 +20,7 @@ from kinemic.runtime import StageRun, resolve_device
 from kinemic.sampling import SampleRequest, sample_motions
 from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card, write_card_plot
+from kinemic.teacher_release import load_release, read_losses
 
 
 def _official(config: TeacherConfig, prior: PreparedPrior, spec: TextSpec) -> TeacherCheckpoint:
@@ -96,6 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     losses: list[tuple[int, float]] = []
     if config.source == "official":
         teacher = _official(config, prior, spec)
+    elif config.source == "release":
+        teacher, manifest = load_release(Path(config.release), prior, spec.to_dict(), resolve_device(config.device))
+        losses = read_losses(Path(config.release))
+        metrics.update(final_loss=losses[-1][1] if losses else float("nan"), steps=teacher.step)
+        print(f"teacher: the released teacher from {config.release} (step {teacher.step}, trained in "
+              f"{manifest.wall_seconds / 3600:.1f} h on {manifest.hardware.get('cpu', '?')})")
     else:
         bar = tqdm(total=config.steps, desc="teacher", unit="step", mininterval=5)
 

@@ -1,0 +1,137 @@
+"""Train, score and publish the released embedded teacher (kinemic.teacher_release).
+
+    # 1. train the recipe with resume, keeping EMA and raw weights every --every steps (kill and re-run at will)
+    python scripts/release_teacher.py train [--recipe releases/teacher/recipe.yaml] [--until 16000] [--every 2000]
+    # 2. score every snapshot with the report card (EMA against raw weights, and where the card plateaus)
+    python scripts/release_teacher.py cards [--snapshots .release/teacher] [--out .release/teacher/cards.tsv]
+    # 3. publish one snapshot as releases/teacher/{teacher.pt,release.json}
+    python scripts/release_teacher.py publish --snapshot .release/teacher/ema_016000.pt
+
+Works on the prepared prior of the embedded default (`dvc repro prepare_prior` first). The snapshots and the resume
+checkpoint stay under .release/ (ignored by git); only `publish` writes into releases/teacher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from pathlib import Path
+
+import yaml
+
+from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
+from kinemic.corpus import PreparedPrior
+from kinemic.params import config_from_params
+from kinemic.recogniser import RecogniserConfig
+from kinemic.runtime import apply_threads, platform_facts
+from kinemic.teacher import TeacherCheckpoint, TeacherConfig
+from kinemic.teacher_card import CardConfig, prepare_card, teacher_card
+from kinemic.teacher_release import train_in_snapshots, write_release
+
+WORK = Path(".release/teacher")
+
+
+def _recipe(path: Path) -> TeacherConfig:
+    return config_from_params(TeacherConfig, yaml.safe_load(path.read_text())["teacher"], "teacher")
+
+
+def _train(args: argparse.Namespace) -> None:
+    config = _recipe(args.recipe)
+    prior = PreparedPrior.load(args.prior)
+    spec = TextSpec.from_dict(config.text)
+    embed = text_embedder(spec, default_cache_dir())
+    args.snapshots.mkdir(parents=True, exist_ok=True)
+    log = open(args.snapshots / "train_log.tsv", "a")
+
+    def progress(step: int, total: int, loss: float) -> None:
+        log.write(f"{step}\t{loss:.6f}\t{time.time():.1f}\n")
+        log.flush()
+
+    facts = {"hardware": platform_facts(config.device), "until": args.until}
+    (args.snapshots / "facts.json").write_text(json.dumps(facts, indent=2))
+    for snap in train_in_snapshots(prior, embed, config, spec.to_dict(), args.snapshots / "resume", args.snapshots,
+                                   args.every, args.until, progress):
+        print(f"step {snap.step}: {snap.raw} ({snap.seconds:.0f} s)", flush=True)
+
+
+def _card_inputs(prior: PreparedPrior, args: argparse.Namespace):
+    return prepare_card(prior, args.primitives, RecogniserConfig())
+
+
+def _cards(args: argparse.Namespace) -> None:
+    prior = PreparedPrior.load(args.prior)
+    inputs = _card_inputs(prior, args)
+    rows = []
+    for path in sorted(args.snapshots.glob("*_0*.pt")):
+        teacher = TeacherCheckpoint.load(path)
+        embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
+        card = teacher_card(teacher, embed, inputs, CardConfig(sampling_steps=args.steps))
+        overall = {k: v for k, v in card.to_metrics().items() if k.count(".") == 1}
+        rows.append({"weights": path.stem.split("_")[0], "step": teacher.step, **overall})
+        print(path.name, json.dumps({k: round(v, 4) for k, v in overall.items()}), flush=True)
+    with open(args.out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {args.out}")
+
+
+def _publish(args: argparse.Namespace) -> None:
+    config = _recipe(args.recipe)
+    prior = PreparedPrior.load(args.prior)
+    teacher = TeacherCheckpoint.load(args.snapshot)
+    embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
+    card = teacher_card(teacher, embed, _card_inputs(prior, args), CardConfig())
+    facts = json.loads((args.snapshot.parent / "facts.json").read_text())
+    log_rows = _log_rows(args.snapshot.parent / "train_log.tsv", teacher.step)
+    manifest = write_release(args.release, teacher, prior, config, facts["hardware"], _wall_seconds(log_rows),
+                             {k: round(v, 6) for k, v in card.to_metrics().items()},
+                             [(step, loss) for step, loss, _ in log_rows])
+    print(card.table())
+    print(f"published step {manifest.step} to {args.release} (sha256 {manifest.sha256[:12]}...)")
+
+
+def _log_rows(log_path: Path, step: int) -> list[tuple[int, float, float]]:
+    """(step, loss, time) up to `step`, once per step: a resumed run logs again the steps after its checkpoint."""
+    rows: dict[int, tuple[float, float]] = {}
+    for line in log_path.read_text().splitlines():
+        logged_step, loss, stamp = line.split("\t")
+        if int(logged_step) <= step:
+            rows[int(logged_step)] = (float(loss), float(stamp))
+    return [(s, loss, stamp) for s, (loss, stamp) in sorted(rows.items())]
+
+
+def _wall_seconds(rows: list[tuple[int, float, float]]) -> float:
+    """Training wall time from the log's timestamps; pauses between re-runs (over 30 s a step) are not counted."""
+    total = 0.0
+    for (step_a, _, time_a), (step_b, _, time_b) in zip(rows, rows[1:], strict=False):
+        gap = time_b - time_a
+        total += gap if 0 < gap / (step_b - step_a) < 30 else 0.0
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("train", "cards", "publish"))
+    parser.add_argument("--recipe", type=Path, default=Path("releases/teacher/recipe.yaml"))
+    parser.add_argument("--prior", type=Path, default=Path("data/prepared/prior"))
+    parser.add_argument("--primitives", type=Path, default=Path("data/raw/synthetic/prior/primitives.parquet"))
+    parser.add_argument("--snapshots", type=Path, default=WORK)
+    parser.add_argument("--until", type=int, default=16000)
+    parser.add_argument("--every", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=CardConfig.sampling_steps, help="card sampling steps")
+    parser.add_argument("--out", type=Path, default=WORK / "cards.tsv")
+    parser.add_argument("--snapshot", type=Path, help="the snapshot to publish")
+    parser.add_argument("--release", type=Path, default=Path("releases/teacher"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    apply_threads(args.threads)
+    {"train": _train, "cards": _cards, "publish": _publish}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The released teacher: publish and load round trip, the guards against altered or foreign teachers, snapshots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
+from kinemic.teacher_release import (
+    ReleaseError,
+    ReleaseManifest,
+    load_release,
+    read_losses,
+    train_in_snapshots,
+    write_release,
+)
+from tests.test_teacher import _config, _fake_embed, _tiny_prior
+
+TEXT = {"name": "fake"}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    prior = _tiny_prior()
+    config = _config(steps=4)
+    return prior, config, pretrain_teacher(prior, _fake_embed, config, TEXT)
+
+
+def _publish(folder, trained):
+    prior, config, result = trained
+    return write_release(folder, result.teacher, prior, config, {"cpu": "test"}, 12.5, {"card.recognition": 0.5},
+                         result.losses)
+
+
+def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for key, value in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_published_teacher_loads_with_its_manifest(tmp_path, trained):
+    prior, config, result = trained
+    manifest = _publish(tmp_path, trained)
+    teacher, read = load_release(tmp_path, prior, TEXT)
+    assert read == manifest == ReleaseManifest.read(tmp_path)
+    assert teacher.source == "release" and teacher.step == 4
+    _assert_same_weights(result.teacher.model, teacher.model)
+    assert read.recipe["steps"] == 4 and "card" not in read.recipe
+    assert read_losses(tmp_path) == [(s, pytest.approx(v, abs=1e-6)) for s, v in result.losses]
+
+
+def test_missing_release_says_how_to_train_one(tmp_path, trained):
+    with pytest.raises(ReleaseError, match="teacher.source: pretrain"):
+        load_release(tmp_path / "nowhere", trained[0], TEXT)
+
+
+def test_altered_checkpoint_is_refused(tmp_path, trained):
+    _publish(tmp_path, trained)
+    with open(tmp_path / "teacher.pt", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ReleaseError, match="sha256"):
+        load_release(tmp_path, trained[0], TEXT)
+
+
+def test_teacher_of_another_prior_is_refused(tmp_path, trained):
+    _publish(tmp_path, trained)
+    with pytest.raises(ReleaseError, match="another prior"):
+        load_release(tmp_path, _tiny_prior(seed=1), TEXT)
+
+
+def test_teacher_of_another_text_encoder_is_refused(tmp_path, trained):
+    _publish(tmp_path, trained)
+    with pytest.raises(ReleaseError, match="text encoder"):
+        load_release(tmp_path, trained[0], {"name": "other"})
+
+
+def test_manifest_of_another_format_is_refused(tmp_path, trained):
+    _publish(tmp_path, trained)
+    data = json.loads((tmp_path / "release.json").read_text())
+    (tmp_path / "release.json").write_text(json.dumps({**data, "format": "something/9"}))
+    with pytest.raises(ReleaseError, match="format"):
+        load_release(tmp_path, trained[0], TEXT)
+
+
+def test_release_source_is_a_valid_teacher_source():
+    assert TeacherConfig(source="release").release == "releases/teacher"
+    with pytest.raises(ValueError, match="release"):
+        TeacherConfig(source="download")
+
+
+def test_snapshots_equal_uninterrupted_runs_to_that_step(tmp_path):
+    """Snapshot k holds the EMA and raw weights a straight run to step k ends with; a re-run reuses them."""
+    prior = _tiny_prior()
+    config = _config(steps=12, ema_decay=0.7, checkpoint_every=2)
+    snaps = train_in_snapshots(prior, _fake_embed, config, TEXT, tmp_path / "resume", tmp_path / "snaps", every=4,
+                               until=8)
+    assert [s.step for s in snaps] == [4, 8]
+    for snap in snaps:
+        straight_ema = pretrain_teacher(prior, _fake_embed, _config(steps=snap.step, ema_decay=0.7), TEXT)
+        straight_raw = pretrain_teacher(prior, _fake_embed, _config(steps=snap.step), TEXT)
+        _assert_same_weights(straight_ema.teacher.model, TeacherCheckpoint.load(snap.ema).model)
+        _assert_same_weights(straight_raw.teacher.model, TeacherCheckpoint.load(snap.raw).model)
+    again = train_in_snapshots(prior, _fake_embed, config, TEXT, tmp_path / "resume", tmp_path / "snaps", every=4,
+                               until=8)
+    assert [s.raw for s in again] == [s.raw for s in snaps]
+    with pytest.raises(ValueError, match="multiple"):
+        train_in_snapshots(prior, _fake_embed, config, TEXT, tmp_path / "resume", tmp_path / "x", every=3, until=6)
