@@ -6,7 +6,6 @@ steps everywhere), so this checks the wiring between stages (paths, file formats
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -19,8 +18,9 @@ import pytest
 import yaml
 
 from kinemic.formats.pyskl import read_pyskl
-from kinemic.generation import SyntheticSet
+from kinemic.stage_deps import code_deps, is_code_dep, stage_script, synced_dvc_yaml
 from kinemic.student import StudentCheckpoint
+from kinemic.synthetic_set import SyntheticSet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -228,8 +228,7 @@ def _paths(entries) -> list[str]:
 
 
 def _stage_script(stage: dict) -> Path:
-    """The file of the module a stage runs (`python -m stages.x ...` -> stages/x.py)."""
-    return REPO.joinpath(*shlex.split(stage["cmd"])[2].split(".")).with_suffix(".py")
+    return stage_script(REPO, stage)
 
 
 def test_dvc_yaml_names_every_path_a_stage_writes_or_reads():
@@ -248,52 +247,21 @@ def test_dvc_yaml_names_every_path_a_stage_writes_or_reads():
                 assert (REPO / dep).exists(), f"stage {name}: dependency {dep} does not exist"
 
 
-def _module_file(module: str) -> Path | None:
-    path = REPO.joinpath(*module.split("."))
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
-
-
-def _kinemic_imports(path: Path) -> set[str]:
-    """Modules of `kinemic` a file imports (absolute or relative), including `from kinemic.x import submodule`."""
-    package = ".".join(path.relative_to(REPO).parent.parts)
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {m for m in found if m.split(".")[0] == "kinemic"}
-
-
-def _library_files_run_by(script: Path) -> set[str]:
-    """Every kinemic file that importing `script` executes: packages' __init__ files included, transitively."""
-    files, todo = set(), [script]
-    while todo:
-        path = todo.pop()
-        if path in files:
-            continue
-        files.add(path)
-        for module in _kinemic_imports(path):
-            parts = module.split(".")
-            todo += [f for i in range(1, len(parts) + 1) if (f := _module_file(".".join(parts[:i]))) is not None]
-    return {str(f.relative_to(REPO)) for f in files if f.relative_to(REPO).parts[0] == "kinemic"}
-
-
-def test_each_stage_depends_on_all_library_code_it_runs():
-    """A stage whose code changed must re-run: its deps cover every kinemic module its script imports, transitively."""
+def test_each_stage_depends_on_exactly_the_code_it_runs():
+    """A stage re-runs when, and only when, code it runs changed: its code deps in dvc.yaml are exactly its script,
+    stages/__init__.py and every kinemic file its imports execute (`python scripts/sync_stage_deps.py` writes them)."""
     for name, stage in _dvc_stages().items():
-        script = _stage_script(stage)
-        deps = _paths(stage.get("deps"))
-        missing = sorted(f for f in _library_files_run_by(script)
-                         if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
-        assert not missing, f"stage {name}: add to its deps in dvc.yaml: {missing}"
+        listed = [d for d in _paths(stage.get("deps")) if is_code_dep(d)]
+        assert listed == code_deps(REPO, stage), f"stage {name}: run `python scripts/sync_stage_deps.py`"
+
+
+def test_dep_sync_rewrites_only_code_deps(tmp_path):
+    """The generator keeps data deps, comments and the rest of the file; it adds what is missing, drops what is not
+    run."""
+    text = (REPO / "dvc.yaml").read_text()
+    stale = text.replace("      - kinemic/io.py\n", "", 1).replace("      - stages/__init__.py\n",
+                                                                     "      - kinemic/objectives.py\n", 1)
+    assert synced_dvc_yaml(REPO, stale) == synced_dvc_yaml(REPO, text) == text
 
 
 def test_every_params_section_builds_its_config():
