@@ -116,14 +116,17 @@ def run_seed(
     config: EvaluateConfig,
     seed: int,
     progress: Callable[[EpochStats], None] | None = None,
+    train: Callable[..., TrainedClassifier] = train_classifier,
 ) -> SeedResult:
-    """Train the ST-GCN with `seed` on the configured data and evaluate it on the real test set."""
+    """Train the ST-GCN with `seed` on the configured data and evaluate it on the real test set.
+
+    `train` has `kinemic.classifier.train_classifier`'s contract; the mmaction2 backend passes its own."""
     test = target.split("test")
     if len(test) == 0:
         raise ValueError("the target set has no test samples: nothing to evaluate (check prepare_target's split)")
     joints, labels = training_set(target, synthetic, config)
     num_classes = len(target.class_names)
-    classifier = train_classifier(joints, labels, num_classes, config.classifier_config(), seed, progress)
+    classifier = train(joints, labels, num_classes, config.classifier_config(), seed, progress)
     return SeedResult(seed, classifier, evaluate(classifier, test.all_joints(), test.labels), len(joints))
 
 

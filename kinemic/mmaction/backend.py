@@ -32,15 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kinemic import evaluation
 from kinemic.classifier import (
     ClassifierConfig,
     EpochStats,
     TrainedClassifier,
-    evaluate,
     prepare_joints,
     resolve_device,
 )
-from kinemic.evaluation import EvaluateConfig, SeedResult, training_set
+from kinemic.evaluation import EvaluateConfig, SeedResult
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
 from kinemic.mmaction import require_mm
 from kinemic.mmaction.checkpoint import classifier_from_mmaction
@@ -191,9 +191,4 @@ def run_seed(
     progress: Callable[[EpochStats], None] | None = None,
 ) -> SeedResult:
     """`kinemic.evaluation.run_seed` with the mmaction2 backend: same training set, same test set and metrics."""
-    test = target.split("test")
-    if len(test) == 0:
-        raise ValueError("the target set has no test samples: nothing to evaluate (check prepare_target's split)")
-    joints, labels = training_set(target, synthetic, config)
-    classifier = train_classifier(joints, labels, len(target.class_names), config.classifier_config(), seed, progress)
-    return SeedResult(seed, classifier, evaluate(classifier, test.all_joints(), test.labels), len(joints))
+    return evaluation.run_seed(target, synthetic, config, seed, progress, train=train_classifier)
