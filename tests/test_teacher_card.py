@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from kinemic.corpus import PreparedPrior
 from kinemic.models.mdm import MDM
@@ -156,3 +157,22 @@ def test_card_of_an_untrained_teacher(trained):
     assert np.isfinite(card.fid) and card.seconds > 0
     again = teacher_card(teacher, _fake_embed, inputs, card_config)
     assert again.to_metrics() == card.to_metrics()
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m"])
+def test_card_with_a_fast_sampler_is_seeded_and_differs_from_ancestral(trained, sampler):
+    """card.sampler scores the same teacher with another sampler: reproducible, and really another sampler."""
+    recogniser, held = trained
+    config = TeacherConfig(model={"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2,
+                                  "mask_frames": True}, diffusion_steps=10, max_frames=24)
+    torch.manual_seed(0)
+    model = MDM.from_config(build_mdm_config(config, 16)).eval()
+    teacher = TeacherCheckpoint(model, STATS, 10, "cosine", {"encoder": "fake"}, max_frames=24, source="pretrain")
+    inputs = CardInputs(recogniser, held)
+    base = dict(samples_per_primitive=3, sampling_steps=3, real_per_primitive=4, seed=1)
+    fast = teacher_card(teacher, _fake_embed, inputs, CardConfig(**base, sampler=sampler))
+    again = teacher_card(teacher, _fake_embed, inputs, CardConfig(**base, sampler=sampler))
+    assert fast.to_metrics() == again.to_metrics()
+    assert fast.to_metrics() != teacher_card(teacher, _fake_embed, inputs, CardConfig(**base)).to_metrics()
+    with pytest.raises(ValueError, match="card.sampler"):
+        CardConfig(sampler="euler")
