@@ -15,6 +15,12 @@ a batch of 383 motions x 60 frames, the size of one class of the paper's synthet
 Training: one AdamW step (q_sample at uniform t, forward with text condition dropout, masked MSE, backward) for a batch
 of 64 x 196 frames (HumanML3D's padded training length, the official batch size), for both implementations.
 
+Paper set (`--paper-set`, on by default): the time to generate the paper's synthetic set (1,149 motions = 3 classes x
+383, 60 frames) at the chosen size, with the fast sampler (`--sampler dpmpp_2m --steps 10`) and with the official
+sampler (ancestral, 100 steps), interleaved in the same run. Each is timed over `--set-steps` of its own visited steps
+(the real loop: guided model call + sampler step, at the steps it really visits) for one class batch, and the set's
+time is projected as mean step time x steps x batches; `--full-set` runs every step of every batch instead (for a GPU).
+
 Sizes: 'embedded' (params.yaml's teacher: latent 128, ff 512, 4 layers, 4 heads, text 384 = the packaged MiniLM
 encoder) and 'official' (512, 1024, 8 layers, 4 heads, text 512 = CLIP ViT-B/32). Each measurement is one warm-up then
 `--reps` timed runs; the median is reported.
@@ -32,6 +38,7 @@ from torch import Tensor, nn
 
 from kinemic.diffusion import GaussianDiffusion, classifier_free_guidance, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
+from kinemic.samplers import SAMPLERS, make_sampler
 
 SIZES = {
     "embedded": MDMConfig(latent_dim=128, ff_size=512, num_layers=4, num_heads=4, text_dim=384),
@@ -171,6 +178,61 @@ def bench_training(cfg: MDMConfig, device: torch.device, reps: int, sync, batch:
     return median_seconds([make_step(ours, False), make_step(naive, True)], reps, sync)
 
 
+PAPER_SET = (3, 383)  # classes x samples per class (Table 1 protocol)
+OFFICIAL_SAMPLER = ("ancestral", 100)
+
+
+def bench_paper_set(cfg: MDMConfig, device: torch.device, sync, frames: int, contenders: list[tuple[str, int]],
+                    timed_steps: int | None, reps: int) -> list[tuple[float, float]]:
+    """(seconds for the whole set, seconds per step) for each (sampler, steps), interleaved per repetition."""
+    classes, per_class = PAPER_SET
+    torch.manual_seed(0)
+    model = MDM.from_config(cfg).to(device).eval()
+    diffusion = GaussianDiffusion(1000)
+    gen = torch.Generator(device=device).manual_seed(0)
+    text = torch.randn(per_class, cfg.text_dim, generator=gen, device=device)
+    guided = classifier_free_guidance(model, 2.5, text_emb=text)
+    samplers = [make_sampler(name, diffusion, steps) for name, steps in contenders]
+
+    def run(sampler, count: int) -> None:
+        x = torch.randn(per_class, frames, cfg.njoints, generator=gen, device=device)
+        with torch.inference_mode():
+            for t_index, step in enumerate(sampler.timesteps.tolist()[:count]):
+                t = torch.full((per_class,), step, dtype=torch.long, device=device)
+                x = sampler.step(guided(x, t), t_index, x, generator=gen)
+
+    for sampler in samplers:  # warm-up
+        run(sampler, 1)
+    sync()
+    per_step: list[list[float]] = [[] for _ in samplers]
+    for _ in range(reps):
+        for sampler, slot in zip(samplers, per_step, strict=True):
+            count = len(sampler.timesteps) if timed_steps is None else min(timed_steps, len(sampler.timesteps))
+            start = time.perf_counter()
+            run(sampler, count)
+            sync()
+            slot.append((time.perf_counter() - start) / count)
+    out = []
+    for sampler, slot in zip(samplers, per_step, strict=True):
+        step_s = statistics.median(slot)
+        out.append((step_s * len(sampler.timesteps) * classes, step_s))
+    return out
+
+
+def report_paper_set(args: argparse.Namespace, cfg: MDMConfig, size: str, device: torch.device, sync) -> None:
+    contenders = [(args.sampler, args.steps), OFFICIAL_SAMPLER]
+    timed = None if args.full_set else args.set_steps
+    (fast_s, fast_step), (official_s, official_step) = bench_paper_set(cfg, device, sync, args.frames, contenders,
+                                                                       timed, args.reps)
+    how = "measured end to end" if args.full_set else f"projected from {args.set_steps} timed steps per batch"
+    print(
+        f"[{device.type} {size}] paper set, {PAPER_SET[0]} x {PAPER_SET[1]} motions x {args.frames} frames ({how}): "
+        f"{args.sampler} {args.steps} steps {fast_s:.0f} s ({fast_step:.2f} s/step), official ancestral 100 steps "
+        f"{official_s:.0f} s ({official_step:.2f} s/step), {official_s / fast_s:.1f}x faster",
+        flush=True,
+    )
+
+
 def report_sampling(args: argparse.Namespace, cfg: MDMConfig, size: str, device: torch.device, sync) -> None:
     (ours_s, naive_s, bf16_s), (agreement, bf16_error) = bench_sampling(
         cfg, device, args.reps, sync, args.batch, args.frames, 2.5, args.bf16
@@ -212,6 +274,12 @@ def main() -> None:
     parser.add_argument("--no-sample", action="store_true", help="skip the sampling measurements")
     parser.add_argument("--no-train", action="store_true", help="skip the training measurements")
     parser.add_argument("--bf16", action="store_true", help="also time our sampling step under bf16 autocast")
+    parser.add_argument("--no-paper-set", dest="paper_set", action="store_false",
+                        help="skip the time to generate the paper's 1,149-sample set")
+    parser.add_argument("--sampler", default="dpmpp_2m", choices=SAMPLERS, help="the fast sampler of the paper set")
+    parser.add_argument("--steps", type=int, default=10, help="its steps")
+    parser.add_argument("--set-steps", type=int, default=3, help="timed steps per sampler for the projection")
+    parser.add_argument("--full-set", action="store_true", help="generate the whole set instead of projecting")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -236,6 +304,8 @@ def main() -> None:
                 report_sampling(args, cfg, size, device, sync)
             if not args.no_train:
                 report_training(args, cfg, size, device, sync)
+            if args.paper_set:
+                report_paper_set(args, cfg, size, device, sync)
 
 
 if __name__ == "__main__":
