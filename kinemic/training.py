@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from kinemic.batching import collate, crop_length
 from kinemic.checkpoints import atomic_torch_save
 from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import GaussianDiffusion, masked_mse
@@ -53,14 +54,7 @@ from kinemic.params import check_range
 from kinemic.runtime import autocast, resolve_device
 from kinemic.student import LoRASettings, StudentCheckpoint, add_lora, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
-from kinemic.teacher import (
-    TeacherCheckpoint,
-    collate,
-    crop_length,
-    prior_hash,
-    update_with_array,
-    update_with_tensor,
-)
+from kinemic.teacher import TeacherCheckpoint, prior_hash, update_with_array, update_with_tensor
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Teacher pretraining: batches, learning, resume after interruption, checkpoint round trip, sampling."""
+"""Teacher pretraining: learning, resume after interruption, checkpoint round trip, sampling."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from kinemic.teacher import (
     TeacherCheckpoint,
     TeacherConfig,
     WeightAverage,
-    crop_length,
     pretrain_teacher,
     run_fingerprint,
 )
@@ -59,16 +58,6 @@ def _config(**overrides) -> TeacherConfig:
                 checkpoint_every=4, log_every=2, seed=3, device="cpu")
     base.update(overrides)
     return TeacherConfig(**base)
-
-
-def test_crop_length_rules():
-    rng = np.random.default_rng(0)
-    crops = [crop_length(43, 4, 196, rng) for _ in range(200)]
-    assert set(crops) == {40, 36}  # a multiple of 4, one unit shorter a third of the time
-    assert 0.2 < crops.count(36) / 200 < 0.45
-    assert crop_length(150, 4, 64, rng) == 64
-    with pytest.raises(ValueError, match="shorter than the crop unit"):
-        crop_length(3, 4, 64, rng)
 
 
 def test_loss_decreases():
