@@ -7,6 +7,7 @@ any run's `metrics/baselines.json` (the same seeds and protocol). A difference w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -29,6 +30,31 @@ class Run:
     params: Mapping
     summary: Mapping[str, float]
     baselines: Mapping[str, float] = field(default_factory=dict)
+    mining: Mapping[str, float] = field(default_factory=dict)
+
+
+def _metrics(run: dict, path: str) -> dict:
+    return (((run.get("data") or {}).get("metrics") or {}).get(path) or {}).get("data") or {}
+
+
+def dvc_runs(entries: list[dict]) -> list[Run]:
+    """The finished runs in `dvc exp show --json`: workspace, baselines and experiments; a run identical to one
+    already listed (the workspace of a committed baseline) is listed once, named by its commit."""
+    seen, runs = set(), []
+    for entry in sorted(entries, key=lambda e: e.get("rev") == "workspace"):
+        finished = [exp for exp in entry.get("experiments") or [] if (exp.get("executor") or {}).get("state")
+                    in (None, "success")]  # queued and running experiments show their baseline's numbers
+        for run in [entry, *[r for exp in finished for r in exp.get("revs", [])]]:
+            summary = _metrics(run, "metrics/summary.json")
+            params = (((run.get("data") or {}).get("params") or {}).get("params.yaml") or {}).get("data")
+            key = json.dumps([params, summary], sort_keys=True)
+            if summary and params and key not in seen:
+                seen.add(key)
+                rev = run.get("rev", "?")
+                name = run.get("name") or (rev if rev == "workspace" else rev[:7])
+                runs.append(Run(name, params, summary, _metrics(run, "metrics/baselines.json"),
+                                _metrics(run, "metrics/mining.json")))
+    return runs
 
 
 def method_label(params: Mapping) -> str:

@@ -22,30 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kinemic.results import Run, group_runs, markdown, row_stats  # noqa: E402
-
-
-def _metrics(run: dict, path: str) -> dict:
-    return (((run.get("data") or {}).get("metrics") or {}).get(path) or {}).get("data") or {}
-
-
-def dvc_runs(entries: list[dict]) -> list[Run]:
-    """The finished runs in `dvc exp show --json`: workspace, baselines and experiments; a run identical to one
-    already listed (the workspace of a committed baseline) is listed once, named by its commit."""
-    seen, runs = set(), []
-    for entry in sorted(entries, key=lambda e: e.get("rev") == "workspace"):
-        finished = [exp for exp in entry.get("experiments") or [] if (exp.get("executor") or {}).get("state")
-                    in (None, "success")]  # queued and running experiments show their baseline's numbers
-        for run in [entry, *[r for exp in finished for r in exp.get("revs", [])]]:
-            summary = _metrics(run, "metrics/summary.json")
-            params = (((run.get("data") or {}).get("params") or {}).get("params.yaml") or {}).get("data")
-            key = json.dumps([params, summary], sort_keys=True)
-            if summary and params and key not in seen:
-                seen.add(key)
-                rev = run.get("rev", "?")
-                name = run.get("name") or (rev if rev == "workspace" else rev[:7])
-                runs.append(Run(name, params, summary, _metrics(run, "metrics/baselines.json")))
-    return runs
+from kinemic.results import dvc_runs, group_runs, markdown, row_stats  # noqa: E402
 
 
 def main() -> None:

@@ -1,0 +1,133 @@
+"""One param swept, the rest held: runs grouped by the param's value, each value compared with a reference value.
+
+`kinemic.results` groups runs into the paper's rows by method; a sweep (`mining.k` over 10..1000, `generate.sampler`,
+a quality filter's threshold) keeps the method and changes one param, so there the param's value is the row. Within a
+value, runs with different `train.seed` are its generator seeds, and every value is compared with the reference value
+(the params.yaml default) by the paired difference over the shared classifier seeds (`kinemic.statistics`): a
+difference whose interval contains zero is a tie. Runs whose other params differ from the reference run's in anything
+but the swept param and the seeds are left out, with their names, so a sweep never mixes two experiments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kinemic.results import Run, per_seed
+from kinemic.statistics import Interval, Table, mean_interval, paired_difference
+
+SEED_PARAMS = ("train.seed", "generate.seed")  # vary between generators of one value
+
+
+def param_value(params: Mapping, dotted: str) -> Any:
+    node: Any = params
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            raise KeyError(f"param {dotted!r} is not in the run's params ({key!r} missing)")
+        node = node[key]
+    return node
+
+
+def _flat(params: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    value: Any
+    names: tuple[str, ...]
+    table: Table
+    median: float
+    mean: Interval
+    vs_reference: Interval | None  # None for the reference itself
+    vs_real_only: Interval | None
+    extra: Mapping[str, float]  # mean over the value's runs of the requested summary / mining metrics
+
+
+@dataclass(frozen=True)
+class Sweep:
+    param: str
+    reference: Any
+    points: list[SweepPoint]
+    left_out: tuple[str, ...]  # runs that differ in another param
+
+
+def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] = ()) -> Sweep:
+    """Group `runs` by the value of `param`; compare every value with `reference` (which must have been run)."""
+    runs = list(runs)
+    anchor = next((r for r in runs if param_value(r.params, param) == reference), None)
+    if anchor is None:
+        raise ValueError(f"no run has {param}={reference!r}: run the reference value too (it is the baseline of "
+                         "every paired difference)")
+    held = {k: v for k, v in _flat(anchor.params).items() if k != param and k not in SEED_PARAMS}
+    by_value: dict[Any, dict[int, Run]] = {}
+    left_out = []
+    for run in runs:
+        flat = _flat(run.params)
+        if any(flat.get(k) != v for k, v in held.items()):
+            left_out.append(run.name)
+            continue
+        value = param_value(run.params, param)
+        by_value.setdefault(_hashable(value), {}).setdefault(int(run.params["train"].get("seed", 0)), run)
+    tables = {value: {g: per_seed(r.summary, "top1") for g, r in sorted(gens.items())}
+              for value, gens in by_value.items()}
+    real = next(({0: s} for r in runs if (s := per_seed(r.baselines, "real_only"))), None)
+    ref_table = tables[_hashable(reference)]
+    points = []
+    for value in sorted(tables, key=_order):
+        table, gens = tables[value], by_value[value]
+        values = np.array([v for seeds in table.values() for v in seeds.values()])
+        metrics = {}
+        for key in extra:
+            found = [src[key] for r in gens.values() for src in (r.summary, r.mining) if key in src]
+            if found:
+                metrics[key] = float(np.mean(found))
+        points.append(SweepPoint(
+            value=value, names=tuple(r.name for r in gens.values()), table=table, median=float(np.median(values)),
+            mean=mean_interval(table),
+            vs_reference=None if value == _hashable(reference) else paired_difference(table, ref_table),
+            vs_real_only=paired_difference(table, real) if real is not None else None, extra=metrics))
+    return Sweep(param, reference, points, tuple(left_out))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _order(value: Any) -> tuple:
+    return (0, value, "") if isinstance(value, int | float) and not isinstance(value, bool) else (1, 0, str(value))
+
+
+def _pct(interval: Interval | None) -> str:
+    if interval is None:
+        return "-"
+    text = f"{100 * interval.estimate:+.1f} [{100 * interval.low:+.1f}, {100 * interval.high:+.1f}]"
+    return text + (" tie" if interval.contains_zero else "")
+
+
+def markdown(result: Sweep) -> str:
+    """The sweep as a Markdown table, one row per value."""
+    keys = sorted({k for p in result.points for k in p.extra})
+    head = (f"| {result.param} | runs (generators x seeds) | median top-1 (%) | mean, 95% CI (%) | "
+            f"vs {result.param}={result.reference} (points) | vs real only (points) |"
+            + "".join(f" {k} |" for k in keys))
+    lines = [head, "|" + "---|" * (6 + len(keys))]
+    for p in result.points:
+        seeds = len(next(iter(p.table.values())))
+        mean = f"{100 * p.mean.estimate:.1f} [{100 * p.mean.low:.1f}, {100 * p.mean.high:.1f}]"
+        cells = "".join(f" {p.extra[k]:.3g} |" if k in p.extra else " - |" for k in keys)
+        lines.append(f"| {p.value} | {len(p.table)} x {seeds} | {100 * p.median:.1f} | {mean} | "
+                     f"{_pct(p.vs_reference)} | {_pct(p.vs_real_only)} |{cells}")
+    if result.left_out:
+        lines.append(f"\nLeft out (another param differs): {', '.join(result.left_out)}")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""A one-param sweep of DVC experiments as a table and a curve, every value paired against the reference value.
+
+    # queue (DVC's own grid syntax), run, then tabulate:
+    dvc exp run --queue -S mining.k=10,25,50,100,500,1000 && dvc queue start -j 1
+    python scripts/sweep_table.py mining.k [--reference 250] [--extra similarity_mean] [--out plots/sweep_k.png]
+    python scripts/sweep_table.py generate.sampler --reference ancestral -- --rev HEAD
+
+Reads `dvc exp show --json` (options after `--`, default `--all-commits`), groups the finished runs by the param's
+value (kinemic.sweeps), and prints the median and mean top-1 with intervals and the paired difference to the reference
+value (default: params.yaml's value). `--extra` adds metrics from summary.json or mining.json (e.g. `gen.fid`,
+`similarity_mean`, `shared_motion_fraction`) as columns. The curve plots mean top-1 with its interval against the
+value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import matplotlib
+import yaml
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from kinemic.results import dvc_runs  # noqa: E402
+from kinemic.sweeps import Sweep, markdown, param_value, sweep  # noqa: E402
+
+
+def _plot(result: Sweep, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    labels = [str(p.value) for p in result.points]
+    means = [100 * p.mean.estimate for p in result.points]
+    errors = [[100 * (p.mean.estimate - p.mean.low) for p in result.points],
+              [100 * (p.mean.high - p.mean.estimate) for p in result.points]]
+    ax.errorbar(range(len(labels)), means, yerr=errors, fmt="o-", capsize=3)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel(result.param)
+    ax.set_ylabel("mean top-1 (%), 95% interval")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("param", help="dotted param name, e.g. mining.k")
+    parser.add_argument("--reference", help="the value every other is compared with (default: params.yaml's)")
+    parser.add_argument("--extra", nargs="*", default=[], help="summary.json / mining.json keys to show")
+    parser.add_argument("--out", type=Path, help="write the curve here (PNG)")
+    parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
+    args = parser.parse_args()
+    reference = (yaml.safe_load(args.reference) if args.reference is not None
+                 else param_value(yaml.safe_load(Path("params.yaml").read_text()), args.param))
+    shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
+                           text=True).stdout
+    result = sweep(dvc_runs(json.loads(shown)), args.param, reference, args.extra)
+    print(markdown(result))
+    if args.out:
+        _plot(result, args.out)
+        print(f"\ncurve: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""One-param sweeps from hand-built runs: grouping by value, the paired reference, runs that differ elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from kinemic.results import Run, dvc_runs
+from kinemic.sweeps import markdown, param_value, sweep
+
+BASE = {1: 0.60, 2: 0.50, 3: 0.55}
+BASELINES = {f"real_only.seed_{s}": v - 0.10 for s, v in BASE.items()}
+
+
+def _params(k=250, seed=42, sampler="ancestral", steps=50):
+    return {"mining": {"k": k}, "train": {"seed": seed, "method": "kinemic"},
+            "generate": {"sampler": sampler, "sampling_steps": steps, "seed": 10}}
+
+
+def _summary(offset: float, noise: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict:
+    return {f"top1.seed_{s}": v + offset + n for (s, v), n in zip(BASE.items(), noise, strict=True)}
+
+
+def test_values_become_rows_paired_with_the_reference():
+    runs = [Run("k250", _params(), _summary(0.0), BASELINES),
+            Run("k50", _params(k=50), _summary(-0.05), BASELINES, {"similarity_mean": 0.8}),
+            Run("k50-g43", _params(k=50, seed=43), _summary(-0.03), BASELINES, {"similarity_mean": 0.6}),
+            Run("k1000", _params(k=1000), _summary(0.02, (0.03, -0.04, 0.02)), BASELINES)]
+    result = sweep(runs, "mining.k", 250, extra=["similarity_mean"])
+    assert [p.value for p in result.points] == [50, 250, 1000]
+    k50, k250, k1000 = result.points
+    assert k50.names == ("k50", "k50-g43") and len(k50.table) == 2
+    assert k50.vs_reference.estimate == pytest.approx(-0.04) and not k50.vs_reference.contains_zero
+    assert k250.vs_reference is None and k250.vs_real_only.estimate == pytest.approx(0.10)
+    assert k1000.vs_reference.contains_zero  # +2 points with seed noise of 3-4 points: a tie
+    assert k50.extra == {"similarity_mean": pytest.approx(0.7)} and k250.extra == {}
+    text = markdown(result)
+    assert "| 1000 |" in text and "tie" in text and "similarity_mean" in text
+
+
+def test_runs_that_differ_in_another_param_are_left_out_by_name():
+    runs = [Run("ref", _params(), _summary(0.0)), Run("k50", _params(k=50), _summary(0.01)),
+            Run("k50-ddim", _params(k=50, sampler="ddim"), _summary(0.2))]
+    result = sweep(runs, "mining.k", 250)
+    assert result.left_out == ("k50-ddim",)
+    assert [p.names for p in result.points] == [("k50",), ("ref",)]
+    sampler = sweep(runs[:1] + runs[2:], "generate.sampler", "ancestral")
+    assert sampler.left_out == ("k50-ddim",)  # k differs too: not a sampler comparison
+
+
+def test_a_sweep_needs_its_reference_run():
+    with pytest.raises(ValueError, match="run the reference value"):
+        sweep([Run("k50", _params(k=50), _summary(0.0))], "mining.k", 250)
+    with pytest.raises(KeyError, match="mining.q"):
+        param_value(_params(), "mining.q")
+
+
+def test_dvc_runs_reads_summary_baselines_and_mining_metrics():
+    def entry(rev, params, summary):
+        metrics = {"metrics/summary.json": {"data": summary}, "metrics/mining.json": {"data": {"k": 9}}}
+        return {"rev": rev, "data": {"params": {"params.yaml": {"data": params}}, "metrics": metrics}}
+
+    shown = [{**entry("abc1234def", _params(), _summary(0.0)),
+              "experiments": [{"executor": {"state": "success"}, "revs": [{**entry("e1", _params(k=9), _summary(0.1)),
+                                                                           "name": "k9"}]},
+                              {"executor": {"state": "queued"}, "revs": [entry("e2", _params(k=5), _summary(0.0))]}]}]
+    runs = dvc_runs(shown)
+    assert [r.name for r in runs] == ["abc1234", "k9"] and runs[1].mining == {"k": 9}
