@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,11 +38,15 @@ class MiningConfig:
     encoder: str = "minilm"
     encoder_options: dict = field(default_factory=dict)  # e.g. {context_length: 77, weights: ...} for CLIP
     splits: tuple[str, ...] = ("train",)  # prior splits mined from: the motions the student may draw
+    # Prompt augmentation (the paper's future work): more templates per class, e.g. "someone does a {label}". The
+    # class query is the normalised mean of all its prompts' embeddings; empty: the single prompt, as the paper.
+    extra_templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, numbers.Integral) or isinstance(self.k, bool) or self.k < 1:
             raise ValueError(f"mining k={self.k!r} must be a positive integer (the paper uses 250)")
-        _check_template(self.prompt_template)
+        for template in (self.prompt_template, *self.extra_templates):
+            _check_template(template)
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"mining granularity={self.granularity!r} is not valid; use one of {GRANULARITIES}")
         if self.encoder not in ENCODER_NAMES:
@@ -75,6 +79,17 @@ def build_prompts(class_names: Sequence[str], template: str = MiningConfig.promp
     side kick."). Plain replacement, so other braces in the template are kept literally."""
     _check_template(template)
     return [template.replace("{label}", name) for name in _check_class_names(class_names)]
+
+
+def class_queries(embed: Callable[[list[str]], np.ndarray], class_names: Sequence[str],
+                  config: MiningConfig) -> np.ndarray:
+    """(C, D) query embedding per class: its prompt's embedding, or with `extra_templates` the normalised mean of the
+    embeddings of every template's prompt (prompt augmentation; the prompt column of the pairs stays the first)."""
+    if not config.extra_templates:
+        return embed(build_prompts(class_names, config.prompt_template))
+    templates = (config.prompt_template, *config.extra_templates)
+    mean = np.mean([np.asarray(embed(build_prompts(class_names, t)), dtype=np.float64) for t in templates], axis=0)
+    return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _check_embeddings(name: str, emb: np.ndarray, rows: int, dim: int | None = None) -> np.ndarray:

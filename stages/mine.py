@@ -8,7 +8,7 @@ from pathlib import Path
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.mining import MiningConfig, build_prompts, format_top_captions, mine_soft_pairs, mining_metrics
+from kinemic.mining import MiningConfig, class_queries, format_top_captions, mine_soft_pairs, mining_metrics
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.report import write_similarity_plot
 from kinemic.runtime import StageRun
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     embed = text_embedder(TextSpec(config.encoder, dict(config.encoder_options), normalize=True), args.text_cache)
     captions = prior.captions[["motion_id", "caption"]]
     caption_emb = embed(captions["caption"].tolist())
-    prompt_emb = embed(build_prompts(class_names, config.prompt_template))
+    prompt_emb = class_queries(embed, class_names, config)
     pairs = mine_soft_pairs(range(len(class_names)), class_names, prompt_emb, captions, caption_emb, config)
 
     report = format_top_captions(pairs, n=args.top)

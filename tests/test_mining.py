@@ -246,3 +246,26 @@ def test_format_top_captions():
     assert "0.900" in lines[1] and "ca" in lines[1] and "cc" not in text.split("[2]")[0]
     with pytest.raises(ValueError, match="n=0"):
         format_top_captions(_hand_pairs(), n=0)
+
+
+def test_extra_templates_average_the_class_query():
+    """Prompt augmentation: the query is the normalised mean of every template's prompt embedding; none: the prompt."""
+    from kinemic.mining import MiningConfig, class_queries
+
+    def embed(texts):
+        out = np.zeros((len(texts), 4), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i, 0] = 1.0
+            out[i, 1 + ("someone" in text)] = 1.0
+            out[i, 3] = len(text) % 3
+        return out
+
+    names = ["side kick", "run"]
+    single = class_queries(embed, names, MiningConfig())
+    np.testing.assert_array_equal(single, embed(["a person performs a side kick.", "a person performs a run."]))
+    both = class_queries(embed, names, MiningConfig(extra_templates=("someone does a {label}",)))
+    mean = (embed(["a person performs a side kick."]) + embed(["someone does a side kick"])) / 2
+    np.testing.assert_allclose(both[0], (mean / np.linalg.norm(mean))[0], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(both, axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="label"):
+        MiningConfig(extra_templates=("no placeholder",))
