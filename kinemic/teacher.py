@@ -43,6 +43,15 @@ from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
 from kinemic.params import check_range
+from kinemic.resume import (
+    checkpoint_due,
+    discard_finished,
+    load_resume,
+    resume_file,
+    save_resume,
+    update_with_array,
+    update_with_tensor,
+)
 from kinemic.runtime import autocast, resolve_device
 from kinemic.schedules import LR_SCHEDULES, scheduled_lr
 
@@ -243,23 +252,6 @@ def prior_hash(prior: PreparedPrior) -> str:
     return digest.hexdigest()
 
 
-def update_with_array(digest: Any, array: np.ndarray) -> None:
-    """Feed dtype, shape and every byte of `array` to `digest`, without copying a contiguous (or memory-mapped) array.
-
-    The shape goes in too, so the same bytes split into other arrays (e.g. other motion lengths) hash differently.
-    """
-    array = np.ascontiguousarray(array)
-    digest.update(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(memoryview(array).cast("B"))
-
-
-def update_with_tensor(digest: Any, tensor: torch.Tensor) -> None:
-    """As `update_with_array`, for a tensor of any dtype (bf16 has no numpy twin: its raw bytes are hashed)."""
-    tensor = tensor.detach().cpu().contiguous()
-    digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-    digest.update(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
-
-
 def build_mdm_config(config: TeacherConfig, text_dim: int) -> MDMConfig:
     fields = dict(config.model)
     if "text_dim" in fields and fields["text_dim"] != text_dim:
@@ -304,21 +296,16 @@ def pretrain_teacher(
     step = 0
     running, count = 0.0, 0  # loss sum and steps since the last log point: part of the resume state
 
-    resume_path = None
-    if resume_dir is not None:
-        resume_path = Path(resume_dir) / run_fingerprint(config, prior, text_table) / "last.pt"
-        if resume_path.is_file():
-            state = torch.load(resume_path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            rng.bit_generator.state = state["numpy_rng"]
-            generator.set_state(state["torch_rng"])
-            torch.set_rng_state(state["global_rng"])
-            losses, step = list(state["losses"]), int(state["step"])
-            running, count = float(state["running"]), int(state["count"])
-            if ema is not None:
-                ema.load_state_dict(state["ema"])
-            log.info("resuming teacher pretraining from step %d (%s)", step, resume_path)
+    resume_path = resume_file(resume_dir, lambda: run_fingerprint(config, prior, text_table))
+    state = load_resume(resume_path, rng, generator)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        losses, step = list(state["losses"]), int(state["step"])
+        running, count = float(state["running"]), int(state["count"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        log.info("resuming teacher pretraining from step %d (%s)", step, resume_path)
     resumed_from = step
 
     while step < config.steps:
@@ -344,8 +331,8 @@ def pretrain_teacher(
             running, count = 0.0, 0
             if progress is not None:
                 progress(step, config.steps, losses[-1][1])
-        if resume_path is not None and (step % config.checkpoint_every == 0) and step < config.steps:
-            _save_resume(resume_path, model, optimizer, rng, generator, losses, step, running, count, ema)
+        if checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
+            save_resume(resume_path, _resume_state(model, optimizer, losses, step, running, count, ema), rng, generator)
         if stop_after is not None and step >= stop_after:
             break
 
@@ -362,31 +349,25 @@ def pretrain_teacher(
         source="pretrain",
         step=step,
     )
-    if resume_path is not None and step >= config.steps and resume_path.exists():
-        resume_path.unlink()  # finished: the run's outputs now live in the stage's output
+    discard_finished(resume_path, step, config.steps)
     return PretrainResult(teacher, losses, resumed_from, time.perf_counter() - start_time)
 
 
-def _save_resume(path: Path, model, optimizer, rng, generator, losses, step, running, count, ema=None) -> None:
-    """Everything the loop carries from one step to the next, the partial log window included.
+def _resume_state(model, optimizer, losses, step, running, count, ema=None) -> dict[str, Any]:
+    """Everything the loop carries from one step to the next, the partial log window included (the random streams are
+    added by `kinemic.resume.save_resume`).
 
     Without `running`/`count` a resume restarts the window at the checkpoint step, and when checkpoint_every is not a
     multiple of log_every the next logged loss averages fewer steps than in an uninterrupted run. The EMA state is
-    only written when EMA is on, so a default run's resume checkpoint is the same file as before.
+    only written when EMA is on, so a default run's resume checkpoint holds the same keys as before.
     """
     extra = {} if ema is None else {"ema": ema.state_dict()}
-    atomic_torch_save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": generator.get_state(),
-            "global_rng": torch.get_rng_state(),
-            "losses": losses,
-            "step": step,
-            "running": running,
-            "count": count,
-            **extra,
-        },
-        path,
-    )
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "losses": losses,
+        "step": step,
+        "running": running,
+        "count": count,
+        **extra,
+    }

@@ -35,7 +35,6 @@ import torch
 from torch import Tensor, nn
 
 from kinemic.batching import collate, crop_length
-from kinemic.checkpoints import atomic_torch_save
 from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
@@ -51,10 +50,19 @@ from kinemic.objectives import (
     window_weights,
 )
 from kinemic.params import check_range
+from kinemic.resume import (
+    checkpoint_due,
+    discard_finished,
+    load_resume,
+    resume_file,
+    save_resume,
+    update_with_array,
+    update_with_tensor,
+)
 from kinemic.runtime import autocast, resolve_device
 from kinemic.student import LoRASettings, StudentCheckpoint, add_lora, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
-from kinemic.teacher import TeacherCheckpoint, prior_hash, update_with_array, update_with_tensor
+from kinemic.teacher import TeacherCheckpoint, prior_hash
 
 log = logging.getLogger(__name__)
 
@@ -435,23 +443,18 @@ def train_student(
     step = 0
     window: list[dict[str, float]] = []  # step losses since the last log point: part of the resume state
 
-    resume_path = None
-    if resume_dir is not None:
-        resume_path = Path(resume_dir) / run_fingerprint(config, teacher, data) / "last.pt"
-        if resume_path.is_file():
-            state = torch.load(resume_path, map_location="cpu", weights_only=True)
-            parts.student.load_state_dict(state["student"])
-            if parts.mic is not None:
-                parts.mic.load_state_dict(state["mic"])
-                parts.logit_scale.data.copy_(state["logit_scale"])
-            optimizer.load_state_dict(state["optimizer"])
-            rng.bit_generator.state = state["numpy_rng"]
-            generator.set_state(state["torch_rng"])
-            torch.set_rng_state(state["global_rng"])
-            bank.load_state_dict(state["bank"])
-            history, step = list(state["history"]), int(state["step"])
-            window = list(state["window"])
-            log.info("resuming %s training from step %d", config.method, step)
+    resume_path = resume_file(resume_dir, lambda: run_fingerprint(config, teacher, data))
+    state = load_resume(resume_path, rng, generator)
+    if state is not None:
+        parts.student.load_state_dict(state["student"])
+        if parts.mic is not None:
+            parts.mic.load_state_dict(state["mic"])
+            parts.logit_scale.data.copy_(state["logit_scale"])
+        optimizer.load_state_dict(state["optimizer"])
+        bank.load_state_dict(state["bank"])
+        history, step = list(state["history"]), int(state["step"])
+        window = list(state["window"])
+        log.info("resuming %s training from step %d", config.method, step)
     resumed_from = step
 
     while step < config.steps:
@@ -475,8 +478,8 @@ def train_student(
             window = []
             if progress is not None:
                 progress(step, config.steps, row)
-        if resume_path is not None and step % config.checkpoint_every == 0 and step < config.steps:
-            _save_resume(resume_path, parts, optimizer, rng, generator, bank, history, window, step)
+        if checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
+            save_resume(resume_path, _resume_state(parts, optimizer, bank, history, window, step), rng, generator)
         if stop_after is not None and step >= stop_after:
             break
 
@@ -484,20 +487,17 @@ def train_student(
     model = merged_model(parts.student).cpu().eval().requires_grad_(False)
     extra: dict[str, Any] = {"steps": step, "lr": lr}
     checkpoint = StudentCheckpoint(model=model, extra=extra, **common)
-    if resume_path is not None and step >= config.steps and resume_path.exists():
-        resume_path.unlink()
+    discard_finished(resume_path, step, config.steps)
     return TrainResult(checkpoint, history, resumed_from, time.perf_counter() - start_time, parts)
 
 
-def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, bank, history, window, step) -> None:
+def _resume_state(parts: StudentParts, optimizer, bank, history, window, step) -> dict[str, Any]:
     """Everything the loop carries from one step to the next, the partial log window included (without it a resume
-    between two log points would log a mean over fewer steps than an uninterrupted run)."""
+    between two log points would log a mean over fewer steps than an uninterrupted run); the random streams are added
+    by `kinemic.resume.save_resume`."""
     state = {
         "student": parts.student.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "numpy_rng": rng.bit_generator.state,
-        "torch_rng": generator.get_state(),
-        "global_rng": torch.get_rng_state(),
         "bank": bank.state_dict(),
         "history": history,
         "window": [dict(w) for w in window],  # plain dicts: weights_only loading refuses StepLosses
@@ -506,7 +506,7 @@ def _save_resume(path: Path, parts: StudentParts, optimizer, rng, generator, ban
     if parts.mic is not None:
         state["mic"] = parts.mic.state_dict()
         state["logit_scale"] = parts.logit_scale.detach().cpu()
-    atomic_torch_save(state, path)
+    return state
 
 
 # --------------------------------------------------------------------------------------------------------------------
