@@ -285,8 +285,22 @@ def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator
     return StepBatch(target_idx, torch.from_numpy(labels).to(device), prior_idx, motions, np.array(captions))
 
 
-class StepLosses(dict):
-    """Named scalar losses of one step (floats), in LOSS_COLUMNS order when logged."""
+@dataclass(frozen=True, kw_only=True)
+class StepLosses:
+    """The scalar losses of one step. Prior terms are None for the methods without the prior, `window_distill` also
+    with `use_dist` off. The unweighted means are logged; `loss` is the weighted total that was back-propagated."""
+
+    target_rec: float  # eq. (3)
+    contrastive: float | None = None  # eq. (1)
+    window_rec: float | None = None  # eq. (4), before the dww weights
+    dww_mean: float | None = None  # eq. (6), 1.0 with use_dww off
+    window_distill: float | None = None  # eq. (5), before the dww weights
+    logit_scale: float | None = None  # log(1 / tau) of eq. (1), trained
+    loss: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The terms present, in field order: the loss log's row (columns as in LOSS_COLUMNS when written)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
 
 
 def kinemic_step(
@@ -320,12 +334,10 @@ def kinemic_step(
             diffusion.q_sample(x0_t, t, noise[:, : x0_t.shape[1]]), t, text_emb=prompt, action=batch.labels,
             mask=mask_t, return_latent=True, generator=generator,
         )
-    rec_t = masked_mse(pred_t.float(), x0_t, mask_t).mean()
-    losses = StepLosses(target_rec=rec_t.item())
+    rec_t = masked_mse(pred_t.float(), x0_t, mask_t).mean()  # eq. (3): target reconstruction
     total = config.lambda_rec * rec_t
     if not config.uses_prior:
-        losses["loss"] = total.item()
-        return total, losses
+        return total, StepLosses(target_rec=rec_t.item(), loss=total.item())
 
     x0_p, mask_p = prior.x0, prior.mask
     noise_p = noise[:, : x0_p.shape[1]]
@@ -337,10 +349,10 @@ def kinemic_step(
     out_t = parts.mic(u_t, target.lengths)
     out_p = parts.mic(u_p.detach(), prior.lengths)
     cand_z, cand_labels = bank.extend(out_p.z, batch.labels)
-    contrastive = snn_loss(out_t.z, cand_z, batch.labels, cand_labels, parts.logit_scale)
+    contrastive = snn_loss(out_t.z, cand_z, batch.labels, cand_labels, parts.logit_scale)  # eq. (1): MIC contrastive
 
     window = torch.minimum(prior.lengths, target.lengths)  # m: the paired target's length, inside the prior
-    starts = best_window_starts(out_p.attention.detach(), prior.lengths, window)
+    starts = best_window_starts(out_p.attention.detach(), prior.lengths, window)  # eq. (2): most attended window
     w_frames = int(window.max())
     mask_w = window_mask(window, w_frames)
     x0_w = align_to_window(x0_p, starts, window, w_frames) * mask_w[..., None]
@@ -351,20 +363,27 @@ def kinemic_step(
             return_latent=True, generator=generator,
         )
     u_w = u_w.float()
-    rec_w = masked_mse(pred_w.float(), x0_w, mask_w)  # (B,)
+    rec_w = masked_mse(pred_w.float(), x0_w, mask_w)  # (B,) eq. (4): window reconstruction
     weight = torch.ones_like(rec_w)
     if config.use_dww:
-        with torch.no_grad():
+        with torch.no_grad():  # eq. (6): dynamic window weighting; no gradient reaches MIC through the weight
             weight = window_weights(out_t.z.detach(), parts.mic(u_w.detach(), window).z)
+    # eq. (1) plus eq. (4) weighted per window by eq. (6)
     total = total + config.lambda_contrastive * contrastive + config.lambda_window_rec * (weight * rec_w).mean()
-    losses.update(contrastive=contrastive.item(), window_rec=rec_w.mean().item(), dww_mean=weight.mean().item())
+    distill = None
     if config.use_dist:
-        distill = feature_distillation(u_w, align_to_window(u_p, starts, window, w_frames).detach(), mask_w)  # (B,)
+        # eq. (5): window distillation, (B,), weighted by eq. (6) as eq. (4) is
+        distill = feature_distillation(u_w, align_to_window(u_p, starts, window, w_frames).detach(), mask_w)
         total = total + config.lambda_window_distill * (weight * distill).mean()
-        losses["window_distill"] = distill.mean().item()
-    losses["logit_scale"] = parts.logit_scale.item()
-    losses["loss"] = total.item()
-    return total, losses
+    return total, StepLosses(
+        target_rec=rec_t.item(),
+        contrastive=contrastive.item(),
+        window_rec=rec_w.mean().item(),
+        dww_mean=weight.mean().item(),
+        window_distill=None if distill is None else distill.mean().item(),
+        logit_scale=parts.logit_scale.item(),
+        loss=total.item(),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -471,7 +490,7 @@ def train_student(
             with torch.no_grad():
                 parts.logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
         step += 1
-        window.append(losses)
+        window.append(losses.as_dict())
         if step % config.log_every == 0 or step == config.steps:
             row = {"step": step, **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]}}
             history.append(row)
@@ -500,7 +519,7 @@ def _resume_state(parts: StudentParts, optimizer, bank, history, window, step) -
         "optimizer": optimizer.state_dict(),
         "bank": bank.state_dict(),
         "history": history,
-        "window": [dict(w) for w in window],  # plain dicts: weights_only loading refuses StepLosses
+        "window": list(window),  # StepLosses.as_dict rows: plain dicts load with weights_only
         "step": step,
     }
     if parts.mic is not None:
