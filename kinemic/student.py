@@ -46,6 +46,8 @@ LORA_TARGETS = r".*(self_attn|linear1|linear2|poseEmbedding|poseFinal|time_embed
 
 @dataclass(frozen=True)
 class LoRASettings:
+    """Params `train.lora`: the adapters' rank, scale (alpha / rank) and dropout; the defaults are the paper's."""
+
     rank: int = 16
     alpha: float = 32.0
     dropout: float = 0.1

@@ -83,7 +83,7 @@ class TrainConfig:
     scratch_lr: float = 1e-4  # a randomly initialised model cannot learn at the fine-tuning rate
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
-    lora: dict = field(default_factory=lambda: {"rank": 16, "alpha": 32.0, "dropout": 0.1})
+    lora: LoRASettings = field(default_factory=LoRASettings)  # params give a mapping {rank, alpha, dropout}
     mic_hidden: int = 0  # 0: the teacher's latent size (the authors' 512 for the official model)
     mic_output: int = 0
     tau: float = 0.07
@@ -117,7 +117,8 @@ class TrainConfig:
         check_range("train", self, positive=("lr", "scratch_lr"), non_negative=(
             "weight_decay", "grad_clip", "mic_hidden", "mic_output", "lambda_rec", "lambda_contrastive",
             "lambda_window_rec", "lambda_window_distill"))
-        LoRASettings(**self.lora)
+        if not isinstance(self.lora, LoRASettings):  # unknown keys fail here, naming the key
+            object.__setattr__(self, "lora", LoRASettings(**self.lora))
 
     @property
     def uses_prior(self) -> bool:
@@ -223,7 +224,7 @@ class StudentParts:
 def build_student(teacher: MDM, num_classes: int, config: TrainConfig) -> StudentParts:
     """The trainable modules of one method (zeroshot has none)."""
     if config.method in ("kinemic", "lora"):
-        student = add_lora(with_actions(teacher, num_classes, config.seed), LoRASettings(**config.lora))
+        student = add_lora(with_actions(teacher, num_classes, config.seed), config.lora)
     elif config.method == "scratch":
         fields = {**teacher.config.to_dict(), "num_actions": num_classes}
         with torch.random.fork_rng(devices=[]):

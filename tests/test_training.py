@@ -192,3 +192,17 @@ def test_kinemic_needs_soft_pairs():
         train_student(_teacher(), data, _config())
     with pytest.raises(ValueError, match="train.method"):
         TrainConfig(method="gan")
+
+
+def test_lora_settings_have_one_set_of_defaults_and_parse_from_params():
+    from kinemic.params import config_from_params
+    from kinemic.student import LoRASettings
+
+    assert TrainConfig().lora == LoRASettings()
+    config = config_from_params(TrainConfig, {"lora": {"rank": 4, "alpha": 8.0, "dropout": 0.0}}, "train")
+    assert config.lora == LoRASettings(rank=4, alpha=8.0, dropout=0.0)
+    assert dataclasses.asdict(config)["lora"] == {"rank": 4, "alpha": 8.0, "dropout": 0.0}  # the run fingerprint's view
+    with pytest.raises(TypeError, match="unexpected keyword argument 'rnak'"):
+        config_from_params(TrainConfig, {"lora": {"rnak": 4}}, "train")
+    with pytest.raises(ValueError, match="LoRA rank"):
+        TrainConfig(lora={"rank": 0})
