@@ -45,7 +45,7 @@ if str(REPO) not in sys.path:
 from kinemic.formats.target_joints import joints24_dir_to_humanml  # noqa: E402
 from kinemic.motion import features_to_joints  # noqa: E402
 from kinemic.params import setup_logging  # noqa: E402
-from kinemic.synthetic.config import TargetConfig  # noqa: E402
+from kinemic.synthetic.config import SyntheticTargetConfig  # noqa: E402
 from kinemic.synthetic.target import build_target  # noqa: E402
 
 log = logging.getLogger("calibrate_synthetic")
@@ -127,7 +127,7 @@ def evaluate(x, labels, train, draws: int, shots: int, seed: int, use_cnn: bool)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--difficulty", type=float, nargs="+", default=[TargetConfig().difficulty])
+    parser.add_argument("--difficulty", type=float, nargs="+", default=[SyntheticTargetConfig().difficulty])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--shots", type=int, default=10)
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             target_dir = existing
             if target_dir is None:
                 target_dir = Path(tmp) / "target"
-                build_target(replace(TargetConfig(), difficulty=difficulty), args.seed, target_dir)
+                build_target(replace(SyntheticTargetConfig(), difficulty=difficulty), args.seed, target_dir)
             x, labels, train = load_processed(target_dir)
         res = evaluate(x, labels, train, args.draws, args.shots, args.seed, not args.no_cnn)
         name = f"difficulty {difficulty:.2f}" if difficulty is not None else str(existing)

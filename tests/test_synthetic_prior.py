@@ -19,10 +19,10 @@ from kinemic.formats.humanml3d import (
 )
 from kinemic.motion import compute_stats, joints_to_features
 from kinemic.skeleton import bone_lengths, mirror_joints
-from kinemic.synthetic.config import PriorConfig
+from kinemic.synthetic.config import SyntheticPriorConfig
 from kinemic.synthetic.prior import build_prior, make_motion
 
-CFG = PriorConfig(num_motions=20)
+CFG = SyntheticPriorConfig(num_motions=20)
 
 
 @pytest.fixture(scope="module")

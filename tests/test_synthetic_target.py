@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from kinemic.synthetic.config import TargetConfig
+from kinemic.synthetic.config import SyntheticTargetConfig
 from kinemic.synthetic.styles import CLASSES, VARIANTS
 from kinemic.synthetic.target import XSUB_TRAIN_PERFORMERS, build_target, make_performers, select_performers
 
-CFG = TargetConfig(num_performers=2, clips_per_class=12)
+CFG = SyntheticTargetConfig(num_performers=2, clips_per_class=12)
 ID_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 
 

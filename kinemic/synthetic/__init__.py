@@ -6,7 +6,14 @@ corpus), `styles` (how target performers execute the classes), `target` (perform
 `config` (params), `world` (everything, as the `synthesize` stage runs it).
 """
 
-from kinemic.synthetic.config import PreviewsConfig, PriorConfig, SyntheticConfig, TargetConfig
+from kinemic.synthetic.config import PreviewsConfig, SyntheticConfig, SyntheticPriorConfig, SyntheticTargetConfig
 from kinemic.synthetic.world import WorldSummary, build_world
 
-__all__ = ["PreviewsConfig", "PriorConfig", "SyntheticConfig", "TargetConfig", "WorldSummary", "build_world"]
+__all__ = [
+    "PreviewsConfig",
+    "SyntheticConfig",
+    "SyntheticPriorConfig",
+    "SyntheticTargetConfig",
+    "WorldSummary",
+    "build_world",
+]

@@ -2,8 +2,8 @@
 
     synthetic:
       seed: 0
-      prior: {num_motions: 3000, ...}     # PriorConfig
-      target: {classes: [A099, A102, A104], difficulty: 0.8, ...}   # TargetConfig
+      prior: {num_motions: 3000, ...}     # SyntheticPriorConfig
+      target: {classes: [A099, A102, A104], difficulty: 0.8, ...}   # SyntheticTargetConfig
       previews: {num_prior: 3, ...}       # PreviewsConfig
 
 `SyntheticConfig.from_params` rejects unknown keys at every level, naming the section and the valid keys.
@@ -23,7 +23,7 @@ def _check(condition: bool, message: str) -> None:
 
 
 @dataclass(frozen=True)
-class PriorConfig:
+class SyntheticPriorConfig:
     """The HumanML3D-like prior corpus: long, multi-action, captioned motions at 20 fps."""
 
     num_motions: int = 3000
@@ -60,7 +60,7 @@ TARGET_CLASS_TAGS = ("A010", "A023", "A027", "A097", "A099", "A100", "A101", "A1
 
 
 @dataclass(frozen=True)
-class TargetConfig:
+class SyntheticTargetConfig:
     """The NTU RGB+D 120-like target set as VIBE would estimate it (raw 24 joints, 30 fps, y-down camera frame).
 
     `difficulty` in [0, 1] scales intra-class variation (variant mix, tempo and amplitude spread, idle lead-in/out),
@@ -123,15 +123,15 @@ class PreviewsConfig:
 @dataclass(frozen=True)
 class SyntheticConfig:
     seed: int = 0
-    prior: PriorConfig = field(default_factory=PriorConfig)
-    target: TargetConfig = field(default_factory=TargetConfig)
+    prior: SyntheticPriorConfig = field(default_factory=SyntheticPriorConfig)
+    target: SyntheticTargetConfig = field(default_factory=SyntheticTargetConfig)
     previews: PreviewsConfig = field(default_factory=PreviewsConfig)
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> SyntheticConfig:
         """Build from the `synthetic` params section; nested sections are checked like the top level."""
         section = dict(section or {})
-        nested = {"prior": PriorConfig, "target": TargetConfig, "previews": PreviewsConfig}
+        nested = {"prior": SyntheticPriorConfig, "target": SyntheticTargetConfig, "previews": PreviewsConfig}
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(section) - valid)
         if unknown:

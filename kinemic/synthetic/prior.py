@@ -34,7 +34,7 @@ from kinemic.motion import FEATURE_SLICES, FeatureStats, features_to_joints, joi
 from kinemic.skeleton import FEATURE_DIM, mirror_joints
 from kinemic.synthetic import captions as cap
 from kinemic.synthetic.body import Track, animate, sample_body
-from kinemic.synthetic.config import PriorConfig
+from kinemic.synthetic.config import SyntheticPriorConfig
 from kinemic.synthetic.curves import TrackBuilder
 from kinemic.synthetic.primitives import PRIMITIVES, Params, render, sample
 
@@ -79,7 +79,7 @@ def motion_rng(seed: int, index: int, stream: int = PRIOR_STREAM) -> np.random.G
     return np.random.default_rng(np.random.SeedSequence([seed, stream, index]))
 
 
-def _plan(cfg: PriorConfig, rng: np.random.Generator) -> list[tuple[str, Params]]:
+def _plan(cfg: SyntheticPriorConfig, rng: np.random.Generator) -> list[tuple[str, Params]]:
     """Primitive instances in temporal order, fitting max_seconds (with overlaps) and padded to min_seconds."""
     names = list(PRIOR_WEIGHTS)
     probs = np.array([PRIOR_WEIGHTS[n] for n in names], dtype=np.float64)
@@ -119,12 +119,12 @@ def _count_probs(max_primitives: int) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _total(plan: list[tuple[str, Params]], cfg: PriorConfig) -> float:
+def _total(plan: list[tuple[str, Params]], cfg: SyntheticPriorConfig) -> float:
     durations = [float(p["duration"]) for _, p in plan]
     return sum(durations) - cfg.blend_seconds * max(len(durations) - 1, 0)
 
 
-def _layout(plan: list[tuple[str, Params]], cfg: PriorConfig) -> tuple[list[Segment], list[Track], int]:
+def _layout(plan: list[tuple[str, Params]], cfg: SyntheticPriorConfig) -> tuple[list[Segment], list[Track], int]:
     fps = cfg.fps
     segments, tracks, t0 = [], [], 0.0
     for name, params in plan:
@@ -151,7 +151,7 @@ def _posture(rng: np.random.Generator, num: int, fps: float) -> Track:
     return posture
 
 
-def make_motion(cfg: PriorConfig, seed: int, index: int) -> PriorMotion:
+def make_motion(cfg: SyntheticPriorConfig, seed: int, index: int) -> PriorMotion:
     """Motion `index` of the corpus: segments, joints by FK, and 3-5 captions."""
     rng = motion_rng(seed, index)
     plan = _plan(cfg, rng)
@@ -196,7 +196,7 @@ def _subspan(segments: list[Segment], num: int, rng: np.random.Generator, fps: i
     return Caption(text, cap.tokens(text), _seconds(lo, fps), _seconds(hi, fps))
 
 
-def _captions(cfg: PriorConfig, segments: list[Segment], num: int, rng: np.random.Generator) -> list[Caption]:
+def _captions(cfg: SyntheticPriorConfig, segments: list[Segment], num: int, rng: np.random.Generator) -> list[Caption]:
     actions = [s for s in segments if s.primitive != "stand_idle"]
     n_total = int(rng.integers(cfg.min_captions, cfg.max_captions + 1))
     texts: list[str] = []
@@ -330,7 +330,7 @@ def _ground_truth_rows(motion: PriorMotion, motion_id: str, mirrored: bool) -> l
     return rows
 
 
-def build_prior(cfg: PriorConfig, seed: int, out: Path, progress: Progress | None = None,
+def build_prior(cfg: SyntheticPriorConfig, seed: int, out: Path, progress: Progress | None = None,
                 chunk: int = 120) -> PriorSummary:
     """Write the corpus to `out` (HumanML3D layout + primitives.parquet) and return its statistics."""
     out = Path(out)

@@ -29,7 +29,7 @@ from kinemic.formats.ntu import XSUB120_TRAIN_PERFORMERS
 from kinemic.formats.target_joints import Joints24Info, write_joints24_dir
 from kinemic.rotations import matmul3, matvec3
 from kinemic.synthetic.body import Track, animate, rot_x, rot_y, sample_body
-from kinemic.synthetic.config import TargetConfig
+from kinemic.synthetic.config import SyntheticTargetConfig
 from kinemic.synthetic.curves import num_frames
 from kinemic.synthetic.primitives import render
 from kinemic.synthetic.styles import (
@@ -90,7 +90,7 @@ def select_performers(num: int, seed: int) -> list[int]:
     return sorted(int(p) for p in chosen)
 
 
-def make_performers(cfg: TargetConfig, seed: int) -> list[Performer]:
+def make_performers(cfg: SyntheticTargetConfig, seed: int) -> list[Performer]:
     numbers = select_performers(cfg.num_performers, seed)
     sessions_needed = max(len(numbers), math.ceil(cfg.clips_per_class / (len(CAMERAS) * len(REPLICATIONS))))
     extra = _rng(seed, SESSION_STREAM).choice(len(numbers), sessions_needed - len(numbers),
@@ -134,7 +134,9 @@ class Performance:
     distractor: str  # a fidgeting gesture added before/after the action, or ""
 
 
-def perform(cfg: TargetConfig, seed: int, performer: Performer, tag: str, setup: int, replication: int) -> Performance:
+def perform(
+    cfg: SyntheticTargetConfig, seed: int, performer: Performer, tag: str, setup: int, replication: int
+) -> Performance:
     """One execution of class `tag` by a performer, seeded by (seed, action, setup, performer, replication)."""
     action = int(tag[1:])
     rng = _rng(seed, TARGET_STREAM, action, setup, performer.number, replication)
@@ -179,7 +181,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float
     return smooth / max(float(smooth.std()), 1e-9)
 
 
-def vibe_view(cfg: TargetConfig, perf: Performance, view_yaw_deg: float, pitch_deg: float,
+def vibe_view(cfg: SyntheticTargetConfig, perf: Performance, view_yaw_deg: float, pitch_deg: float,
               rng: np.random.Generator, scale: float) -> np.ndarray:
     """What VIBE would output for one camera: (T, 24, 3) float32, y-down camera frame, pelvis fixed, with artifacts."""
     d = cfg.difficulty
@@ -247,7 +249,7 @@ class TargetSummary:
         return out
 
 
-def build_target(cfg: TargetConfig, seed: int, out: Path, progress: Progress | None = None) -> TargetSummary:
+def build_target(cfg: SyntheticTargetConfig, seed: int, out: Path, progress: Progress | None = None) -> TargetSummary:
     """Write `out/joints24/*.npy`, `out/info.json` and the ground-truth `out/variants.parquet`."""
     out = Path(out)
     progress = progress or (lambda it: it)
