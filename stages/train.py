@@ -78,11 +78,6 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_output_dir(args.out) as tmp:
         result.checkpoint.save(tmp / "student.pt")
-        if result.parts is not None and result.parts.mic is not None:
-            import torch
-
-            torch.save({"mic": result.parts.mic.state_dict(), "logit_scale": result.parts.logit_scale.detach().cpu()},
-                       tmp / "mic.pt")
         write_json(tmp / "provenance.json", {
             "method": config.method,
             "fewshot_ids": fewshot.samples["sample_id"].tolist(),
