@@ -28,6 +28,7 @@ import torch
 from kinemic.corpus import PreparedPrior
 from kinemic.io import write_json
 from kinemic.models.mdm import MDM
+from kinemic.resume import resume_file
 from kinemic.teacher import (
     TeacherCheckpoint,
     TeacherConfig,
@@ -205,7 +206,8 @@ def train_in_snapshots(prior: PreparedPrior, embed: TextEmbedder, config: Teache
 
 
 def _resume_state(resume_dir: Path, config: TeacherConfig, prior: PreparedPrior, embed: TextEmbedder) -> dict:
-    texts = prior.subset(config.splits).captions["caption"].tolist()
-    table = torch.from_numpy(np.asarray(embed(texts), dtype=np.float32))
-    path = Path(resume_dir) / run_fingerprint(config, prior.subset(config.splits), table) / "last.pt"
+    """The raw weights' state of the run's resume checkpoint, found as `pretrain_teacher` finds it."""
+    prior = prior.subset(config.splits)
+    table = torch.from_numpy(np.asarray(embed(prior.captions["caption"].tolist()), dtype=np.float32))
+    path = resume_file(resume_dir, lambda: run_fingerprint(config, prior, table))
     return torch.load(path, map_location="cpu", weights_only=True)
