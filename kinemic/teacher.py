@@ -53,6 +53,7 @@ from kinemic.resume import (
     update_with_tensor,
 )
 from kinemic.runtime import autocast, resolve_device
+from kinemic.samplers import SAMPLERS
 from kinemic.schedules import LR_SCHEDULES, scheduled_lr
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class TeacherConfig:
     precision: str = "fp32"  # or 'bf16' (autocast)
     preview_captions: tuple[str, ...] = ()
     preview_steps: int = 50
+    preview_sampler: str = "ancestral"  # ancestral | ddim | dpmpp_2m (kinemic.samplers), for the previews
     guidance: float = 2.5
     card: dict | None = field(default_factory=dict)  # kinemic.teacher_card.CardConfig fields; None: no report card
 
@@ -110,6 +112,8 @@ class TeacherConfig:
             raise ValueError(f"teacher.warmup_steps must lie in [0, steps), got {self.warmup_steps}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"teacher.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.preview_sampler not in SAMPLERS:
+            raise ValueError(f"teacher.preview_sampler must be one of {SAMPLERS}, got {self.preview_sampler!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
@@ -236,6 +240,7 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
         del fields["ema_decay"]
     del fields["card"]  # the card scores the finished teacher; it does not shape the run
     del fields["release"]  # where a finished teacher is published, not how it is trained
+    del fields["preview_sampler"]  # how the finished teacher is previewed
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     update_with_tensor(digest, text_table)  # the caption embeddings as used (this covers the text encoder)
     digest.update(prior_hash(prior).encode())

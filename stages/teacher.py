@@ -38,9 +38,14 @@ def _previews(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherC
         return []
     lengths = np.full(len(captions), min(config.max_frames, 120))
     request = SampleRequest(lengths=lengths, text_emb=embed(captions))
-    diffusion = teacher.diffusion(config.preview_steps or None)
+    steps = config.preview_steps or None
+    if config.preview_sampler == "ancestral":  # the official respacing, as the previews have always been drawn
+        diffusion, sampler_steps = teacher.diffusion(steps), None
+    else:
+        diffusion, sampler_steps = teacher.diffusion(), steps
     samples = sample_motions(teacher.model, diffusion, teacher.stats, request, guidance=config.guidance,
-                             pad_to=teacher.max_frames, seed=config.seed, device=resolve_device(config.device))
+                             pad_to=teacher.max_frames, seed=config.seed, device=resolve_device(config.device),
+                             sampler=config.preview_sampler, steps=sampler_steps)
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for i, (caption, joints) in enumerate(zip(captions, samples.joints, strict=True)):

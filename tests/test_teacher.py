@@ -222,3 +222,12 @@ def test_ema_resume_continues_the_same_average(tmp_path):
     assert resumed.losses == straight.losses
     for key, value in straight.teacher.model.state_dict().items():
         torch.testing.assert_close(resumed.teacher.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_preview_sampler_is_validated_and_does_not_change_the_run():
+    prior = _tiny_prior()
+    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
+    fast = _config(preview_sampler="dpmpp_2m", release="elsewhere")
+    assert run_fingerprint(fast, prior, table) == run_fingerprint(_config(), prior, table)
+    with pytest.raises(ValueError, match="preview_sampler"):
+        _config(preview_sampler="euler")
