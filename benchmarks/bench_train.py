@@ -72,7 +72,7 @@ def bench(size: str, device: torch.device, precision: str, reps: int) -> float:
     teacher_model = MDM.from_config(config).to(device).eval().requires_grad_(False)
     data, stats = _data(config.text_dim, prior_frames, np.random.default_rng(0))
     teacher = TeacherCheckpoint(teacher_model, stats, 100, "cosine", {}, prior_frames, "bench")
-    train = TrainConfig(lora=lora, prior_max_frames=prior_frames, precision=precision, device=str(device), lr=1e-4)
+    train = TrainConfig(lora=lora, precision=precision, device=str(device), lr=1e-4)
     parts = build_student(teacher_model, 3, train)
     parts.student.train()
     params = [p for p in parts.student.parameters() if p.requires_grad] + list(parts.mic.parameters())
@@ -84,7 +84,7 @@ def bench(size: str, device: torch.device, precision: str, reps: int) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        batch = draw_batch(data, train, rng, device)
+        batch = draw_batch(data, train, rng, device, teacher.max_frames)
         loss, _ = kinemic_step(parts, teacher_model, diffusion, data, batch, stats, train, bank, generator, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -94,7 +94,7 @@ class TrainConfig:
     lambda_window_distill: float = 0.5
     text_mask_prob: float = 0.1
     action_mask_prob: float = 0.1
-    prior_max_frames: int = 196
+    prior_max_frames: int = 0  # longest prior crop; 0: the teacher's training crop (its checkpoint's max_frames)
     seed: int = 42
     device: str = "auto"
     precision: str = "fp32"
@@ -104,9 +104,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"train.method must be one of {METHODS}, got {self.method!r}")
-        for name in ("steps", "checkpoint_every", "log_every", "prior_max_frames"):
+        for name in ("steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.prior_max_frames < 0:
+            raise ValueError(f"train.prior_max_frames must be >= 0 (0: the teacher's), got {self.prior_max_frames}")
         if self.target_batch < 0 or self.bank_size < 0:
             raise ValueError("train.target_batch and train.bank_size must be >= 0")
         if not 0 < self.tau < 1:
@@ -266,7 +268,8 @@ class StepBatch:
     prior_captions: np.ndarray | None
 
 
-def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device) -> StepBatch:
+def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device,
+               prior_frames: int) -> StepBatch:
     n = len(data.target_features)
     if config.target_batch and config.target_batch < n:
         target_idx = np.sort(rng.choice(n, size=config.target_batch, replace=False))
@@ -279,7 +282,7 @@ def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator
     motions, captions = [], []
     for i in prior_idx:
         full = data.prior.motion(int(i))
-        m = crop_length(len(full), 4, config.prior_max_frames, rng) if len(full) >= 4 else len(full)
+        m = crop_length(len(full), 4, prior_frames, rng) if len(full) >= 4 else len(full)
         start = rng.integers(0, len(full) - m + 1)
         motions.append(np.asarray(full[start : start + m]))
         captions.append(rng.choice(data.prior_caption_rows[int(i)]))
@@ -477,8 +480,9 @@ def train_student(
         log.info("resuming %s training from step %d", config.method, step)
     resumed_from = step
 
+    prior_frames = config.prior_max_frames or teacher.max_frames  # crops as long as the teacher was trained on
     while step < config.steps:
-        batch = draw_batch(data, config, rng, device)
+        batch = draw_batch(data, config, rng, device, prior_frames)
         loss, losses = kinemic_step(
             parts, teacher.model, diffusion, data, batch, teacher.stats, config, bank, generator, device
         )

@@ -36,7 +36,7 @@ TINY_PARAMS = {
                 "preview_steps": 3,
                 "card": {"samples_per_primitive": 1, "sampling_steps": 2, "real_per_primitive": 2}},
     "train": {"steps": 2, "lr": 1e-3, "lora": {"rank": 2, "alpha": 4.0, "dropout": 0.0}, "mic_hidden": 8,
-              "mic_output": 8, "prior_max_frames": 40, "log_every": 1, "device": "cpu"},
+              "mic_output": 8, "log_every": 1, "device": "cpu"},
     "generate": {"samples_per_class": 2, "sampling_steps": 3, "batch_size": 8, "device": "cpu",
                  "previews_per_class": 1, "composition_class": "stretch oneself", "composition_samples": 1},
     "evaluator": {"seed": 0, "epochs": 1, "batch_size": 8, "clip_len": 8, "base_channels": 4, "device": "cpu"},

@@ -76,7 +76,7 @@ def test_kinemic_step_trains_exactly_the_intended_parameters():
     teacher, data, config = _teacher(), _data(), _config()
     parts = build_student(teacher.model, 2, config)
     parts.student.train()
-    batch = draw_batch(data, config, np.random.default_rng(0), torch.device("cpu"))
+    batch = draw_batch(data, config, np.random.default_rng(0), torch.device("cpu"), config.prior_max_frames)
     loss, losses = kinemic_step(parts, teacher.model, teacher.diffusion(), data, batch, teacher.stats, config,
                                 MemoryBank(4), torch.Generator().manual_seed(0), torch.device("cpu"))
     loss.backward()
@@ -206,3 +206,16 @@ def test_lora_settings_have_one_set_of_defaults_and_parse_from_params():
         config_from_params(TrainConfig, {"lora": {"rnak": 4}}, "train")
     with pytest.raises(ValueError, match="LoRA rank"):
         TrainConfig(lora={"rank": 0})
+
+
+def test_prior_crops_default_to_the_teachers_training_crop(tmp_path):
+    """train.prior_max_frames 0 (the default) crops prior motions to the teacher checkpoint's max_frames, so the two
+    can no longer disagree; an explicit value still overrides it."""
+    teacher, data = _teacher(), _data()
+    implicit = train_student(teacher, data, _config(prior_max_frames=0, steps=3))
+    explicit = train_student(teacher, data, _config(prior_max_frames=teacher.max_frames, steps=3))
+    other = train_student(teacher, data, _config(prior_max_frames=8, steps=3))
+    assert implicit.losses == explicit.losses
+    assert other.losses != implicit.losses
+    with pytest.raises(ValueError, match="prior_max_frames"):
+        _config(prior_max_frames=-1)
