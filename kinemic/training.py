@@ -63,6 +63,7 @@ from kinemic.runtime import autocast, resolve_device
 from kinemic.student import LoRASettings, StudentCheckpoint, add_lora, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint, prior_hash
+from kinemic.window_filter import class_speeds, plausible_windows
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class TrainConfig:
     lambda_window_distill: float = 0.5
     text_mask_prob: float = 0.1
     action_mask_prob: float = 0.1
+    window_speed_ratio: float = 0.0  # > 1: drop mined windows this many times faster/slower than the class; 0: off
     prior_max_frames: int = 0  # longest prior crop; 0: the teacher's training crop (its checkpoint's max_frames)
     seed: int = 42
     device: str = "auto"
@@ -107,6 +109,8 @@ class TrainConfig:
         for name in ("steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.window_speed_ratio and self.window_speed_ratio <= 1.0:
+            raise ValueError(f"train.window_speed_ratio must be 0 (off) or > 1, got {self.window_speed_ratio}")
         if self.prior_max_frames < 0:
             raise ValueError(f"train.prior_max_frames must be >= 0 (0: the teacher's), got {self.prior_max_frames}")
         if self.target_batch < 0 or self.bank_size < 0:
@@ -300,6 +304,7 @@ class StepLosses:
     dww_mean: float | None = None  # eq. (6), 1.0 with use_dww off
     window_distill: float | None = None  # eq. (5), before the dww weights
     logit_scale: float | None = None  # log(1 / tau) of eq. (1), trained
+    window_kept: float | None = None  # fraction of windows the kinematic filter keeps (kinemic.window_filter)
     loss: float
 
     def as_dict(self) -> dict[str, float]:
@@ -372,6 +377,11 @@ def kinemic_step(
     if config.use_dww:
         with torch.no_grad():  # eq. (6): dynamic window weighting; no gradient reaches MIC through the weight
             weight = window_weights(out_t.z.detach(), parts.mic(u_w.detach(), window).z)
+    kept = None
+    if config.window_speed_ratio:  # the kinematic quality filter: implausible windows leave eqs. (4) and (5)
+        reference = class_speeds(data.target_features, data.target_labels, len(data.class_names))
+        kept = plausible_windows(x0_w, mask_w, stats, batch.labels, reference, config.window_speed_ratio)
+        weight = weight * kept
     # eq. (1) plus eq. (4) weighted per window by eq. (6)
     total = total + config.lambda_contrastive * contrastive + config.lambda_window_rec * (weight * rec_w).mean()
     distill = None
@@ -386,6 +396,7 @@ def kinemic_step(
         dww_mean=weight.mean().item(),
         window_distill=None if distill is None else distill.mean().item(),
         logit_scale=parts.logit_scale.item(),
+        window_kept=None if kept is None else kept.mean().item(),
         loss=total.item(),
     )
 

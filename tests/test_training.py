@@ -219,3 +219,16 @@ def test_prior_crops_default_to_the_teachers_training_crop(tmp_path):
     assert other.losses != implicit.losses
     with pytest.raises(ValueError, match="prior_max_frames"):
         _config(prior_max_frames=-1)
+
+
+def test_window_filter_reports_what_it_keeps_and_off_changes_nothing():
+    teacher, data = _teacher(), _data()
+    plain = train_student(teacher, data, _config(steps=3))
+    assert all("window_kept" not in row for row in plain.losses)
+    strict = train_student(teacher, data, _config(steps=3, window_speed_ratio=1.0001))
+    loose = train_student(teacher, data, _config(steps=3, window_speed_ratio=1e6))
+    assert all(0.0 <= row["window_kept"] <= 1.0 for row in strict.losses)
+    assert [row["window_kept"] for row in loose.losses] == [1.0] * len(loose.losses)
+    assert [r["target_rec"] for r in loose.losses] == [r["target_rec"] for r in plain.losses]
+    with pytest.raises(ValueError, match="window_speed_ratio"):
+        _config(window_speed_ratio=0.5)
