@@ -34,6 +34,20 @@ def summarize_accuracy(per_seed: Mapping[int, float]) -> dict[str, float]:
     return out
 
 
+def headline_line(summary: Mapping[str, float]) -> str:
+    """The one line a run ends with; the comparisons are left out when the baselines could not give them (e.g. gap
+    closure when all real data does not beat the few-shot set, as on tiny test worlds)."""
+    line = (f"median top-1 {100 * summary['top1.median']:.1f}% (mean {100 * summary['top1.mean']:.1f} +- "
+            f"{100 * summary['top1.std']:.1f}, 95% CI [{100 * summary['top1.mean.ci_low']:.1f}, "
+            f"{100 * summary['top1.mean.ci_high']:.1f}]) over {summary['seeds']} seeds")
+    if "vs_real_only" in summary:
+        line += (f"; vs real only {100 * summary['vs_real_only']:+.1f} points [CI "
+                 f"{100 * summary['vs_real_only.ci_low']:+.1f}, {100 * summary['vs_real_only.ci_high']:+.1f}]")
+    if "gap_closure" in summary:
+        line += f", gap closure {summary['gap_closure']:.2f}"
+    return line
+
+
 def write_accuracy_plot(per_seed: Mapping[int, float], tsv: Path, png: Path, title: str) -> None:
     seeds = sorted(per_seed)
     tsv.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from kinemic.classifier import load_classifier
 from kinemic.evaluation import EvaluateConfig, generative_metrics
 from kinemic.io import atomic_output_dir, read_json, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
-from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion
+from kinemic.report import headline_line, summarize_accuracy, write_accuracy_plot, write_confusion
 from kinemic.runtime import StageRun
 from kinemic.statistics import compare_with_baselines
 from kinemic.synthetic_set import SyntheticSet
@@ -63,12 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"test confusion, all seeds ({label})")
     write_json(args.summary, summary)
     write_json(args.headline, {key: summary[key] for key in HEADLINE if key in summary})
-    print(f"report: median top-1 {100 * summary['top1.median']:.1f}% "
-          f"(mean {100 * summary['top1.mean']:.1f} +- {100 * summary['top1.std']:.1f}, 95% CI "
-          f"[{100 * summary['top1.mean.ci_low']:.1f}, {100 * summary['top1.mean.ci_high']:.1f}]) over "
-          f"{summary['seeds']} seeds; vs real only {100 * summary['vs_real_only']:+.1f} points [CI "
-          f"{100 * summary['vs_real_only.ci_low']:+.1f}, {100 * summary['vs_real_only.ci_high']:+.1f}], gap closure "
-          f"{summary['gap_closure']:.2f}")
+    print(f"report: {headline_line(summary)}")
     run.finish()
 
 

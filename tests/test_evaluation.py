@@ -113,3 +113,16 @@ def test_evaluation_imports_no_sampling_code():
     for module in ("generation", "sampling", "student", "diffusion", "models.mdm"):
         assert f"'kinemic.{module}'" not in loaded
     assert "'kinemic.synthetic_set'" in loaded
+
+
+def test_headline_line_leaves_out_comparisons_the_baselines_could_not_give():
+    """When all real data does not beat the few-shot set, there is no gap to close: the line says what there is."""
+    from kinemic.report import headline_line
+
+    summary = {"top1.median": 0.5, "top1.mean": 0.5, "top1.std": 0.1, "top1.mean.ci_low": 0.4,
+               "top1.mean.ci_high": 0.6, "seeds": 5, "vs_real_only": 0.1, "vs_real_only.ci_low": 0.0,
+               "vs_real_only.ci_high": 0.2}
+    assert headline_line(summary).endswith("vs real only +10.0 points [CI +0.0, +20.0]")
+    assert headline_line({**summary, "gap_closure": 0.25}).endswith(", gap closure 0.25")
+    short = {k: v for k, v in summary.items() if not k.startswith("vs_")}
+    assert headline_line(short) == "median top-1 50.0% (mean 50.0 +- 10.0, 95% CI [40.0, 60.0]) over 5 seeds"
