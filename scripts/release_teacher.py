@@ -90,8 +90,33 @@ def _publish(args: argparse.Namespace) -> None:
     manifest = write_release(args.release, teacher, prior, config, facts["hardware"], _wall_seconds(log_rows),
                              {k: round(v, 6) for k, v in card.to_metrics().items()},
                              [(step, loss) for step, loss, _ in log_rows])
+    cards = args.snapshot.parent / "cards.tsv"
+    (args.release / "CARD.md").write_text(_card_text(manifest, card.table(), cards.read_text() if cards.is_file()
+                                                      else ""))
     print(card.table())
     print(f"published step {manifest.step} to {args.release} (sha256 {manifest.sha256[:12]}...)")
+
+
+def _card_text(manifest, table: str, cards_tsv: str) -> str:
+    """The release's card in words: what it is, how it was trained, how good it is, how to check it."""
+    hw = manifest.hardware
+    lines = [
+        "# The released embedded teacher", "",
+        f"An MDM ({manifest.recipe['model']}) pretrained by `python scripts/release_teacher.py train` on the embedded "
+        "default prior, for `teacher.source: release`.", "",
+        f"- steps: {manifest.step} (batch {manifest.recipe['batch_size']}, lr {manifest.recipe['lr']} "
+        f"{manifest.recipe['lr_schedule']} after {manifest.recipe['warmup_steps']} warmup steps, EMA "
+        f"{manifest.recipe['ema_decay']}, crops up to {manifest.recipe['max_frames']} frames); recipe: `recipe.yaml`",
+        f"- hardware: {hw.get('cpu')}, {hw.get('torch_threads')} torch threads, torch {hw.get('torch')}, "
+        f"device {hw.get('device')}; training wall time {manifest.wall_seconds / 3600:.2f} h",
+        f"- sha256 of teacher.pt: `{manifest.sha256}`",
+        f"- trained on the prepared prior with hash `{manifest.prior_hash[:16]}...` (checked on load)", "",
+        "## Report card (kinemic.teacher_card, 10 prompts per primitive, ancestral sampler, 50 steps)", "", table, "",
+    ]
+    if cards_tsv:
+        lines += ["## Card of every snapshot (EMA and raw weights)", "", "```", cards_tsv.strip(), "```", ""]
+    lines += ["Re-score it: `python scripts/teacher_card.py --teacher releases/teacher/teacher.pt`.", ""]
+    return "\n".join(lines)
 
 
 def _log_rows(log_path: Path, step: int) -> list[tuple[int, float, float]]:
