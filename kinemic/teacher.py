@@ -11,6 +11,11 @@ warmup and a cosine decay (`lr_schedule`). With `ema_decay` > 0 it also keeps an
 weights and saves that as the teacher, as the official MDM checkpoints are (0, the default, keeps the raw weights). It
 checkpoints every N steps with optimizer, EMA and RNG state, and a re-run after an interruption resumes from the last
 checkpoint and continues the same random stream, so an interrupted and an uninterrupted run end with identical weights.
+
+Under torchrun (`nproc` > 1, kinemic.distributed) it trains data-parallel: every rank draws the same global batch as
+one process would and trains on its slice, DistributedDataParallel averages the gradients, and rank 0 alone writes
+the resume checkpoints. The run is the same as in one process up to float summation order, except for the dropout
+masks, which each rank draws for its own slice.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from kinemic.batching import CaptionedMotionSampler, collate
 from kinemic.checkpoints import (
@@ -40,6 +46,17 @@ from kinemic.checkpoints import (
 from kinemic.conditioning import TextSpec
 from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import GaussianDiffusion, masked_mse
+from kinemic.distributed import (
+    World,
+    check_agree,
+    current_world,
+    mean_over_ranks,
+    process_group,
+    rank_device,
+    rank_generator,
+    shard,
+    step_seed,
+)
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
 from kinemic.params import check_range
@@ -89,6 +106,7 @@ class TeacherConfig:
     log_every: int = 10
     seed: int = 10
     device: str = "auto"
+    nproc: int = 1  # > 1: data-parallel pretraining in that many processes under torchrun (kinemic.distributed)
     precision: str = "fp32"  # or 'bf16' (autocast)
     preview_captions: tuple[str, ...] = ()
     preview_steps: int = 50
@@ -101,9 +119,12 @@ class TeacherConfig:
             raise ValueError(f"teacher.source must be one of {TEACHER_SOURCES}, got {self.source!r}")
         if self.source == "official" and not self.official_checkpoint:
             raise ValueError("teacher.source is 'official' but teacher.official_checkpoint is empty: give the .pt path")
-        for name in ("steps", "batch_size", "max_frames", "unit_length", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "max_frames", "unit_length", "checkpoint_every", "log_every", "nproc"):
             if getattr(self, name) < 1:
                 raise ValueError(f"teacher.{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.nproc:
+            raise ValueError(f"teacher.batch_size ({self.batch_size}) must be divisible by teacher.nproc "
+                             f"({self.nproc}): each process trains on an equal slice of the global batch")
         if self.max_frames < self.unit_length:
             raise ValueError(f"teacher.max_frames ({self.max_frames}) must be >= unit_length ({self.unit_length})")
         if self.precision not in ("fp32", "bf16"):
@@ -241,6 +262,7 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     del fields["card"]  # the card scores the finished teacher; it does not shape the run
     del fields["release"]  # where a finished teacher is published, not how it is trained
     del fields["preview_sampler"]  # how the finished teacher is previewed
+    del fields["nproc"]  # 1 or N processes train on the same global batches: the same run up to float order
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     update_with_tensor(digest, text_table)  # the caption embeddings as used (this covers the text encoder)
     digest.update(prior_hash(prior).encode())
@@ -278,9 +300,28 @@ def pretrain_teacher(
 
     `embed` maps captions to text embeddings (the same encoder the teacher will be prompted with). `resume_dir` holds
     the resume checkpoint; `stop_after` ends early after that many steps (it simulates an interruption in tests).
+
+    Under torchrun every process calls this: it joins the process group (created here unless the caller made one)
+    and trains on its slice of each global batch. Every rank returns the same teacher; rank 0 alone reports
+    `progress` and writes the resume checkpoint, which every rank reads on a resume.
     """
+    device = rank_device(resolve_device(config.device), current_world())  # under torchrun on CUDA: this rank's GPU
+    with process_group(device) as world:
+        return _pretrain(prior, embed, config, text_encoder, resume_dir, progress, stop_after, device, world)
+
+
+def _pretrain(
+    prior: PreparedPrior,
+    embed: TextEmbedder,
+    config: TeacherConfig,
+    text_encoder: dict[str, Any],
+    resume_dir: Path | None,
+    progress: Callable[[int, int, float], None] | None,
+    stop_after: int | None,
+    device: torch.device,
+    world: World,
+) -> PretrainResult:
     start_time = time.perf_counter()
-    device = resolve_device(config.device)
     prior = prior.subset(config.splits)
     if len(prior) == 0:
         raise ValueError(f"prepared prior has no motions in splits {list(config.splits)}")
@@ -289,9 +330,11 @@ def pretrain_teacher(
     if len(text_table) != len(texts) or not torch.isfinite(text_table).all():
         raise ValueError("text encoder returned a wrong number of embeddings or non-finite values")
     sampler = CaptionedMotionSampler(prior, np.arange(len(texts)), config)
+    local = shard(config.batch_size, world)  # this rank's slice of every global batch (all of it in one process)
 
     torch.manual_seed(config.seed)  # dropout inside the transformer uses the global stream
-    model = MDM.from_config(build_mdm_config(config, text_table.shape[1])).to(device).train()
+    mdm_config = build_mdm_config(config, text_table.shape[1])
+    model = MDM.from_config(mdm_config).to(device).train()
     diffusion = GaussianDiffusion(config.diffusion_steps, config.noise_schedule)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -310,33 +353,51 @@ def pretrain_teacher(
         running, count = float(state["running"]), int(state["count"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
-        log.info("resuming teacher pretraining from step %d (%s)", step, resume_path)
+        if world.is_main:
+            log.info("resuming teacher pretraining from step %d (%s)", step, resume_path)
     resumed_from = step
+    net: torch.nn.Module = model
+    if world.distributed:
+        check_agree(step, "the step to resume from", device)
+        net = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            forward_sync_buffers=False,  # the only buffer, the positional table, is a constant
+            find_unused_parameters=mdm_config.num_actions > 0,  # pretraining passes no action
+        )
 
     while step < config.steps:
         motions, caption_idx = sampler.sample(rng)
         batch = collate(motions, prior.stats, device)
         t = diffusion.sample_timesteps(len(motions), generator).to(device)
         noise = torch.randn(batch.x0.shape, generator=generator).to(device)
-        x_t = diffusion.q_sample(batch.x0, t, noise)
+        x0, mask, forward_generator = batch.x0, batch.mask, generator
+        if world.distributed:  # the global batch was drawn above exactly as one process draws it; keep this slice
+            x0, mask, t, noise, caption_idx = (v[local] for v in (x0, mask, t, noise, caption_idx))
+            forward_generator = rank_generator(generator, len(motions), world)  # this slice's condition dropout
+            torch.manual_seed(step_seed(config.seed, step, world.rank))  # this rank's dropout masks
+        x_t = diffusion.q_sample(x0, t, noise)
         with autocast(device, config.precision):
-            pred = model(x_t, t, text_emb=text_table[caption_idx], mask=batch.mask, generator=generator)
-        loss = masked_mse(pred.float(), batch.x0, batch.mask).mean()
+            pred = net(x_t, t, text_emb=text_table[caption_idx], mask=mask, generator=forward_generator)
+        loss = masked_mse(pred.float(), x0, mask).mean()
+        if world.distributed:
+            _skip_condition_draws(generator, len(motions), mdm_config)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP: the gradients averaged over the ranks' equal slices, i.e. the batch's gradient
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(config.lr, step, config.steps, config.lr_schedule, config.warmup_steps)
         optimizer.step()
         if ema is not None:
             ema.update(model)
         step += 1
-        running, count = running + loss.item(), count + 1
+        step_loss = mean_over_ranks(loss) if world.distributed else loss
+        running, count = running + step_loss.item(), count + 1
         if step % config.log_every == 0 or step == config.steps:
             losses.append((step, running / count))
             running, count = 0.0, 0
-            if progress is not None:
+            if progress is not None and world.is_main:
                 progress(step, config.steps, losses[-1][1])
-        if checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
+        if world.is_main and checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
             save_resume(resume_path, _resume_state(model, optimizer, losses, step, running, count, ema), rng, generator)
         if stop_after is not None and step >= stop_after:
             break
@@ -354,8 +415,21 @@ def pretrain_teacher(
         source="pretrain",
         step=step,
     )
-    discard_finished(resume_path, step, config.steps)
+    if world.is_main:
+        discard_finished(resume_path, step, config.steps)
     return PretrainResult(teacher, losses, resumed_from, time.perf_counter() - start_time)
+
+
+def _skip_condition_draws(generator: torch.Generator, batch_size: int, config: MDMConfig) -> None:
+    """Advance the shared generator past what MDM's training forward draws for a whole batch, as one process's
+    forward does: a (B,) uniform for each condition with a nonzero drop probability (`kinemic.models.mdm._drop_mask`).
+
+    Under DDP each rank's forward draws from its own copy (`kinemic.distributed.rank_generator`), lined up with its
+    slice of the text draws; the action draws it takes from that copy are unused, as pretraining passes no action.
+    """
+    for prob in (config.cond_mask_prob, config.action_mask_prob):
+        if prob > 0:
+            torch.rand(batch_size, generator=generator)
 
 
 def _resume_state(model, optimizer, losses, step, running, count, ema=None) -> dict[str, Any]:

@@ -1,8 +1,13 @@
-"""Stage `teacher`: import the official MDM checkpoint, or pretrain an MDM on the prepared prior; render previews."""
+"""Stage `teacher`: import the official MDM checkpoint, or pretrain an MDM on the prepared prior; render previews.
+
+With `teacher.nproc` > 1 pretraining runs data-parallel: the stage re-runs itself under torchrun in that many
+processes (kinemic.distributed), and rank 0 alone writes the teacher, plots and metrics.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,7 @@ from tqdm import tqdm
 from kinemic.checkpoint_import import load_official_mdm
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
+from kinemic.distributed import current_world, relaunch, share_threads
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, setup_logging
 from kinemic.preview import Panel, render_gif
@@ -92,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parser.parse_args(argv)
     setup_logging()
-    run = StageRun("teacher", args.params)
-
     config = config_from_params(TeacherConfig, load_section("teacher", args.params), "teacher")
+    if config.source == "pretrain" and relaunch(config.nproc, "stages.teacher", sys.argv[1:] if argv is None else argv):
+        return  # the torchrun processes did the work
+    run = StageRun("teacher", args.params)
+    share_threads(run.config.threads)  # under torchrun: runtime.threads split between the processes
+
     spec = TextSpec.from_dict(config.text)
     embed = text_embedder(spec, args.text_cache)
     prior = PreparedPrior.load(Path(args.prior))
@@ -109,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"teacher: the released teacher from {config.release} (step {teacher.step}, trained in "
               f"{manifest.wall_seconds / 3600:.1f} h on {manifest.hardware.get('cpu', '?')})")
     else:
-        bar = tqdm(total=config.steps, desc="teacher", unit="step", mininterval=5)
+        world = current_world()
+        bar = tqdm(total=config.steps, desc="teacher", unit="step", mininterval=5, disable=not world.is_main)
 
         def progress(step: int, total: int, loss: float) -> None:
             bar.n = step
@@ -118,9 +128,12 @@ def main(argv: list[str] | None = None) -> None:
 
         result = pretrain_teacher(prior, embed, config, spec.to_dict(), Path(args.resume_dir), progress)
         bar.close()
+        if not world.is_main:
+            return  # rank 0 writes the outputs
         teacher, losses = result.teacher, result.losses
         metrics.update(final_loss=losses[-1][1], steps=result.teacher.step)
-        run.facts.update(resumed_from=result.resumed_from, pretrain_seconds=round(result.seconds, 1))
+        run.facts.update(resumed_from=result.resumed_from, pretrain_seconds=round(result.seconds, 1),
+                         processes=world.size)
 
     plots = Path(args.plots)
     with atomic_output_dir(args.out) as tmp:
