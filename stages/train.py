@@ -18,7 +18,8 @@ from kinemic.report import write_curves
 from kinemic.runtime import StageRun, resolve_device
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
-from kinemic.training import LOSS_COLUMNS, TrainConfig, build_training_data, mine_windows, train_student
+from kinemic.training import LOSS_COLUMNS, TrainConfig, build_training_data, train_student
+from kinemic.window_previews import mine_windows
 
 
 def _mining_previews(result, teacher, data, out: Path, count: int, seed: int) -> int:

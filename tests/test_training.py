@@ -21,10 +21,10 @@ from kinemic.training import (
     build_training_data,
     draw_batch,
     kinemic_step,
-    mine_windows,
     run_fingerprint,
     train_student,
 )
+from kinemic.window_previews import mine_windows
 from tests.test_teacher import _fake_embed, _tiny_prior
 
 CLASSES = ["wave slowly", "wave quickly"]
