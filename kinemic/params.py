@@ -7,6 +7,7 @@ section and the valid keys named, instead of being silently ignored, and a value
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import math
@@ -108,3 +109,18 @@ def check_range(section: str, config: object, *, positive: tuple[str, ...] = (),
 def setup_logging(level: int = logging.INFO) -> None:
     """Logging format for stage scripts (the library only logs; stages decide what is shown)."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def stage_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A stage's argument parser: its docstring's first paragraph as the description, and `--params` (the params
+    file every stage reads). The stage adds its own paths, so they stay visible in the stage file."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    return parser
+
+
+def parse_stage_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse a stage's arguments and set up its logging: the opening of every stage's main()."""
+    args = parser.parse_args(argv)
+    setup_logging()
+    return args

@@ -7,26 +7,23 @@ neither the teacher nor the student, so DVC reuses it across every experiment th
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
 from kinemic.backends import run_seed_on_backend
 from kinemic.evaluation import BASELINES, EvaluateConfig
 from kinemic.io import write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
     parser.add_argument("--metrics", required=True, help="metrics/baselines.json")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("baselines", args.params)
 
     config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from kinemic.backends import run_seed_on_backend
 from kinemic.classifier import save_classifier
 from kinemic.evaluation import EvaluateConfig
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
 from kinemic.synthetic_set import SyntheticSet
@@ -19,15 +18,13 @@ from kinemic.target_set import PreparedTarget
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
     parser.add_argument("--generated", required=True, help="generated data (data/generated)")
     parser.add_argument("--out", required=True, help="this seed's outputs (data/eval/seed_<s>)")
     parser.add_argument("--metrics", required=True, help="metrics/eval/seed_<s>.json")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun(f"evaluate_seed_{args.seed}", args.params)
 
     config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")

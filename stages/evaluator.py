@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from kinemic.classifier import ClassifierConfig, save_classifier
 from kinemic.evaluation import train_evaluator
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
     parser.add_argument("--out", required=True, help="models/evaluator")
     parser.add_argument("--metrics", required=True)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("evaluator", args.params)
 
     section = dict(load_section("evaluator", args.params))

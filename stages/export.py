@@ -8,25 +8,22 @@ tools/train.py). Writing them needs no mmaction2.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from kinemic.evaluation import EvaluateConfig
 from kinemic.io import atomic_output_dir
 from kinemic.mmaction.export import write_mmaction_config
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--target", required=True, help="prepared target (data/prepared/target, holds real.pkl)")
     parser.add_argument("--generated", required=True, help="generated data (data/generated)")
     parser.add_argument("--out", required=True, help="folder of the configs (exports/mmaction2)")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("export", args.params)
 
     config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")

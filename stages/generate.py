@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
 from kinemic.generation import GenerateConfig, generate_composition, generate_synthetic
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
 from kinemic.runtime import StageRun
 from kinemic.student import StudentCheckpoint
@@ -20,16 +19,14 @@ from kinemic.target_set import PreparedTarget
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--student", required=True, help="student directory (models/student)")
     parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
     parser.add_argument("--out", required=True, help="generated data (data/generated)")
     parser.add_argument("--plots", required=True, help="preview GIFs (plots/generate)")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("generate", args.params)
 
     config = config_from_params(GenerateConfig, load_section("generate", args.params), "generate")

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.mining import MiningConfig, class_queries, format_top_captions, mine_soft_pairs, mining_metrics
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.report import write_similarity_plot
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
     parser.add_argument("--target", required=True, help="prepared target, for its class names (data/prepared/target)")
     parser.add_argument("--out", required=True, help="data/mining")
@@ -25,8 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     parser.add_argument("--top", type=int, default=10, help="captions per class in the printed report")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("mine", args.params)
 
     config = config_from_params(MiningConfig, load_section("mining", args.params), "mining")

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from kinemic.corpus import PriorConfig, prepare_prior
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.runtime import StageRun
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="output directory (data/prepared/prior)")
     parser.add_argument("--metrics", required=True, help="flat JSON metrics file")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("prepare_prior", args.params)
     start = time.perf_counter()
 

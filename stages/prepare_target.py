@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from kinemic.formats.pyskl import SkeletonSample, smpl22_graph, write_pyskl
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.runtime import StageRun
 from kinemic.target_prep import TargetConfig, prepare_target
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="output directory (data/prepared/target)")
     parser.add_argument("--metrics", required=True, help="flat JSON metrics file")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("prepare_target", args.params)
     start = time.perf_counter()
 

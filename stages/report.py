@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import numpy as np
 from kinemic.classifier import load_classifier
 from kinemic.evaluation import EvaluateConfig, generative_metrics
 from kinemic.io import atomic_output_dir, read_json, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.report import headline_line, summarize_accuracy, write_accuracy_plot, write_confusion
 from kinemic.runtime import StageRun
 from kinemic.statistics import compare_with_baselines
@@ -24,8 +23,7 @@ HEADLINE = ("top1.median", "top1.mean", "top1.mean.ci_low", "top1.mean.ci_high",
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--eval-metrics", required=True, help="folder of seed_<s>.json (metrics/eval)")
     parser.add_argument("--eval-outputs", required=True, help="folder of seed_<s>/ predictions (data/eval)")
     parser.add_argument("--target", required=True)
@@ -35,8 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", required=True, help="plots/report")
     parser.add_argument("--summary", required=True, help="metrics/summary.json")
     parser.add_argument("--headline", required=True, help="metrics/headline.json: the few numbers a reader wants first")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("report", args.params)
 
     config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")

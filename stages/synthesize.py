@@ -8,7 +8,6 @@ partial world; nothing outside --out (and the metrics file) is touched.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import time
@@ -16,7 +15,7 @@ import time
 from tqdm import tqdm
 
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import load_section, setup_logging
+from kinemic.params import load_section, parse_stage_args, stage_parser
 from kinemic.runtime import StageRun
 from kinemic.synthetic.config import SyntheticConfig
 from kinemic.synthetic.world import build_world
@@ -25,12 +24,10 @@ log = logging.getLogger("synthesize")
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="output directory (data/raw/synthetic)")
     parser.add_argument("--metrics", required=True, help="flat JSON metrics file")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("synthesize", args.params)
     start = time.perf_counter()
 

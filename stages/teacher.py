@@ -6,7 +6,6 @@ processes (kinemic.distributed), and rank 0 alone writes the teacher, plots and 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.distributed import current_world, relaunch, share_threads
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
 from kinemic.recogniser import UnlabelledPrior
 from kinemic.report import write_curves
@@ -86,8 +85,7 @@ def _card(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherConfi
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
     parser.add_argument("--out", required=True, help="teacher directory (models/teacher)")
     parser.add_argument("--plots", required=True, help="loss curve, report card and previews (plots/teacher)")
@@ -96,8 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--resume-dir", default=".checkpoints/teacher", help="resume checkpoints (not a DVC output)")
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     config = config_from_params(TeacherConfig, load_section("teacher", args.params), "teacher")
     if config.source == "pretrain" and relaunch(config.nproc, "stages.teacher", sys.argv[1:] if argv is None else argv):
         return  # the torchrun processes did the work

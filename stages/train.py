@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from tqdm import tqdm
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, setup_logging
+from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
 from kinemic.report import write_curves
 from kinemic.runtime import StageRun, resolve_device
@@ -41,8 +40,7 @@ def _mining_previews(result, teacher, data, out: Path, count: int, seed: int) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--teacher", required=True, help="teacher directory (models/teacher)")
     parser.add_argument("--target", required=True, help="prepared target (data/prepared/target)")
     parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
@@ -53,8 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume-dir", default=".checkpoints/train")
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     parser.add_argument("--previews", type=int, default=3)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     run = StageRun("train", args.params)
 
     config = config_from_params(TrainConfig, load_section("train", args.params), "train")

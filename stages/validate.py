@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from kinemic.io import write_json
-from kinemic.params import load_params, setup_logging
+from kinemic.params import load_params, parse_stage_args, stage_parser
 from kinemic.validation import validate_params
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="a marker every later stage descends from (constant content)")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_stage_args(parser, argv)
     try:
         configs = validate_params(load_params(args.params), args.params)
     except ValueError as err:
