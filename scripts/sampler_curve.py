@@ -47,7 +47,7 @@ def _row(sampler: str, steps: int, card) -> dict:
 
 def _plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for sampler in SAMPLERS:
+    for sampler in dict.fromkeys(r["sampler"] for r in rows):
         mine = sorted((r for r in rows if r["sampler"] == sampler), key=lambda r: r["steps"])
         for ax, key in zip(axes, ("recognition", "fid"), strict=True):
             ax.plot([r["seconds"] for r in mine], [r[key] for r in mine], "o-", label=sampler)
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prior", type=Path, default=Path("data/prepared/prior"))
     parser.add_argument("--primitives", type=Path, default=Path("data/raw/synthetic/prior/primitives.parquet"))
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
+    parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    parser.add_argument("--reference-steps", type=int, default=None,
+                        help="ancestral reference steps, scored first and last (default: all; 0: none)")
     parser.add_argument("--samples", type=int, default=CardConfig.samples_per_primitive)
     parser.add_argument("--out", type=Path, default=Path("docs/results/sampler_curve"))
     parser.add_argument("--threads", type=int, default=2)
@@ -87,11 +90,12 @@ def main(argv: list[str] | None = None) -> None:
         return row
 
     print("\t".join(COLUMNS))
-    full = teacher.diffusion_steps
-    rows = [score("ancestral", full)]
+    full = teacher.diffusion_steps if args.reference_steps is None else args.reference_steps
+    rows = [score("ancestral", full)] if full else []
     for steps in args.steps:
-        rows += [score(sampler, steps) for sampler in SAMPLERS]
-    rows.append(score("ancestral", full))
+        rows += [score(sampler, steps) for sampler in args.samplers]
+    if full:
+        rows.append(score("ancestral", full))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out.with_suffix(".tsv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), delimiter="\t")
