@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="summary.json / mining.json keys to show")
     parser.add_argument("--out", type=Path, help="write the curve here (PNG)")
     parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # `--extra a b -- --rev HEAD`: options and positionals in any order
     reference = (yaml.safe_load(args.reference) if args.reference is not None
                  else param_value(yaml.safe_load(Path("params.yaml").read_text()), args.param))
     shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
