@@ -25,12 +25,11 @@ import os
 import platform
 import statistics
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
-from kinemic.classifier import resolve_device
+from kinemic.devices import autocast, resolve_device
 from kinemic.models.stgcn import STGCN, STGCNConfig
 from kinemic.skeleton import NUM_JOINTS
 
@@ -51,10 +50,6 @@ def _cpu_bf16_flags() -> str:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _autocast(precision: str, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
 def _timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
@@ -80,7 +75,7 @@ def bench_one(width: int, precision: str, args: argparse.Namespace, device: torc
 
     def train_step() -> None:
         model.train()
-        with _autocast(precision, device):
+        with autocast(device, precision):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -89,7 +84,7 @@ def bench_one(width: int, precision: str, args: argparse.Namespace, device: torc
 
     def eval_forward() -> None:
         model.eval()
-        with torch.inference_mode(), _autocast(precision, device):
+        with torch.inference_mode(), autocast(device, precision):
             model(x)
 
     return {

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from kinemic import metrics
+from kinemic.devices import PRECISIONS, autocast, resolve_device
 from kinemic.models.stgcn import DEFAULT_CENTER, STGCN, STGCNConfig
 from kinemic.schedules import cosine_lr
 from kinemic.skeleton import NUM_JOINTS
@@ -44,7 +44,6 @@ from kinemic.skeleton import NUM_JOINTS
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "kinemic.stgcn_classifier/1"
-PRECISIONS = ("fp32", "bf16")
 RECALIBRATION_BATCH = 256  # clips per forward pass when recomputing BatchNorm statistics
 
 
@@ -155,16 +154,6 @@ class EvalResult:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA if available else CPU; anything else is passed to torch.device and checked."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was requested but CUDA is not available here; use 'auto' or 'cpu'")
-    return device
-
-
 def sample_train_indices(num_frames: int, clip_len: int, rng: np.random.Generator) -> np.ndarray:
     """Training frame indices (clip_len,) as PYSKL `UniformSample`: one random frame in each of clip_len segments.
 
@@ -265,12 +254,6 @@ def recalibrate_batchnorm(model: torch.nn.Module, clips: Sequence[np.ndarray], b
     model.train(was_training)
 
 
-def _autocast(config: ClassifierConfig, device: torch.device):
-    if config.precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------------------------------
@@ -341,7 +324,7 @@ def train_classifier(
                 lr = cosine_lr(config.lr, step, total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with _autocast(config, device):
+                with autocast(device, config.precision):
                     logits = model(x)
                 loss = F.cross_entropy(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -388,7 +371,7 @@ def _run_test_clips(classifier: TrainedClassifier, joints: Sequence[np.ndarray],
     outputs = []
     was_training = model.training
     model.eval()
-    with torch.inference_mode(), _autocast(config, device):
+    with torch.inference_mode(), autocast(device, config.precision):
         for start in range(0, len(clips), config.batch_size):
             x = torch.from_numpy(np.stack(clips[start : start + config.batch_size])).to(device)  # (B, clip_len, V, C)
             out = model.features(x).float() if features else model(x).float().softmax(dim=1)

@@ -1,9 +1,8 @@
 """How a stage runs: device and precision, the thread count, and the run facts (wall time, platform) kept out of
-hashed outputs. `device: auto` means CUDA when present, else CPU; the embedded default names `cpu` explicitly."""
+hashed outputs. Devices and precision are `kinemic.devices`; the embedded default names `cpu` explicitly."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import time
@@ -13,29 +12,7 @@ from typing import Any
 
 import torch
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA if available, else CPU; 'cuda' without a GPU is an error, not a silent fallback."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in DEVICES[1:]:
-        raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str = "fp32"):
-    """bf16 autocast when asked for (about 2x faster for transformers on CPU and GPU), else a no-op context."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
+from kinemic.devices import resolve_device
 
 # --------------------------------------------------------------------------------------------------------------------
 # threads and run facts

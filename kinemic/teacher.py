@@ -45,6 +45,7 @@ from kinemic.checkpoints import (
 )
 from kinemic.conditioning import TextSpec
 from kinemic.corpus import PreparedPrior
+from kinemic.devices import autocast, resolve_device
 from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.distributed import (
     World,
@@ -69,7 +70,6 @@ from kinemic.resume import (
     update_with_array,
     update_with_tensor,
 )
-from kinemic.runtime import autocast, resolve_device
 from kinemic.samplers import SAMPLERS
 from kinemic.schedules import LR_SCHEDULES, scheduled_lr
 

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from kinemic.batching import collate, crop_length
 from kinemic.corpus import PreparedPrior
+from kinemic.devices import autocast, resolve_device
 from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.models.mic import MIC, MICConfig
@@ -59,7 +60,6 @@ from kinemic.resume import (
     update_with_array,
     update_with_tensor,
 )
-from kinemic.runtime import autocast, resolve_device
 from kinemic.student import LoRASettings, StudentCheckpoint, add_lora, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint, prior_hash

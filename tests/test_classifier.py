@@ -18,12 +18,12 @@ from kinemic.classifier import (
     predict_proba,
     prepare_joints,
     recalibrate_batchnorm,
-    resolve_device,
     sample_test_indices,
     sample_train_indices,
     save_classifier,
     train_classifier,
 )
+from kinemic.devices import resolve_device
 from kinemic.skeleton import FPS, NUM_JOINTS, PARENTS, TARGET_OFFSETS
 
 # A narrow, short protocol that separates the toy classes in a few seconds on one CPU core. The paper's lr 0.1 is

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from kinemic.devices import autocast
 from kinemic.models.mdm import MDM
-from kinemic.runtime import autocast
 
 pytestmark = pytest.mark.gpu
 

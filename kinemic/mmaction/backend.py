@@ -38,8 +38,8 @@ from kinemic.classifier import (
     EpochStats,
     TrainedClassifier,
     prepare_joints,
-    resolve_device,
 )
+from kinemic.devices import resolve_device
 from kinemic.evaluation import EvaluateConfig, SeedResult
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
 from kinemic.mmaction import require_mm

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from kinemic.classifier import ClassifierConfig, TrainedClassifier, resolve_device
+from kinemic.classifier import ClassifierConfig, TrainedClassifier
+from kinemic.devices import resolve_device
 from kinemic.models.stgcn import STGCN
 
 KINEMIC_HEAD = "cls_head.fc_cls."

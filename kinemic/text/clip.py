@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kinemic.text.encoders import check_texts, fixed_shape_batches, l2_normalize, resolve_device, show_progress
+from kinemic.devices import resolve_device
+from kinemic.text.encoders import check_texts, fixed_shape_batches, l2_normalize, show_progress
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +296,7 @@ class CLIPEncoder:
         self.config = config or CLIPConfig()
         self.weights_path = find_clip_weights(self.config.weights, self.config.cache_dir)
         self._fingerprint = file_fingerprint(self.weights_path)
-        self._device = resolve_device(self.config.device)
+        self._device = str(resolve_device(self.config.device))
         self.cache_key = f"clip-vit-b32-{self._fingerprint}-ctx{self.config.context_length}-fp32-fixed"
 
     def _load(self) -> TextTower:

