@@ -3,23 +3,20 @@ statistics, and atomic writes. Files hold tensors and plain types only, so they 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from kinemic.io import atomic_file
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary sibling, then rename: an interrupted write never leaves a truncated file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def read_checkpoint(path: Path, fmt: str, missing_hint: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""Small file helpers shared by the stages: atomic output directories and JSON files.
+"""Small file helpers shared by the stages: atomic output directories, atomic files and JSON files.
 
 DVC caches whatever a stage leaves behind, so a stage that fails halfway must not leave a partial output in place.
-Outputs are built in a temporary sibling directory and moved into place only when complete.
+Outputs are built in a temporary sibling (directory or file) and moved into place only when complete.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,35 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), sorted keys, so reruns give identical bytes."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path, unique: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; it replaces `path` (synced to disk first) only if the block
+    succeeds, so readers never see a partial file and a failed write leaves nothing behind.
+
+    The temporary name is fixed (`.<name>.tmp`) unless `unique`: `torch.save` records the file name inside the
+    archive, so a random name would change the checkpoint's bytes. `unique` (`.tmp-<random>-<name>`) is for folders
+    that several processes write at once, such as the text-embedding cache.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}" if unique else f".{path.name}.tmp")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename), sorted keys, so reruns give identical bytes."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

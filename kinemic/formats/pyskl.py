@@ -14,7 +14,6 @@ its defaults assume NTU's 25 Kinect joints.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kinemic.io import atomic_file
 from kinemic.skeleton import NUM_JOINTS, SMPL22_CENTER, SMPL22_INWARD
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,8 @@ def write_pyskl(path: str | Path, samples: Sequence[SkeletonSample], split: Mapp
         keypoint = _checked_keypoint(sample)
         annotations.append(dict(frame_dir=sample.frame_dir, label=_checked_label(sample),
                                 total_frames=int(keypoint.shape[1]), keypoint=keypoint))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pkl.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
         pickle.dump(dict(split=split_out, annotations=annotations), f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
     log.info("wrote %s: %d samples, splits %s", path, len(annotations), {k: len(v) for k, v in split_out.items()})
 
 

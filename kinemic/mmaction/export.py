@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kinemic.classifier import RECALIBRATION_BATCH, ClassifierConfig
 from kinemic.formats.pyskl import read_pyskl
+from kinemic.io import atomic_file
 from kinemic.mmaction.model import recognizer_cfg
 
 CONFIG_SUFFIX = "_mmaction2.py"
@@ -223,8 +224,6 @@ def write_mmaction_config(
     if path.suffix != ".py":
         raise ValueError(f"{path}: mmengine reads Python configs by their .py suffix")
     text = mmaction_config_text(ann_file, num_classes, config, train_split, val, seed, num_workers, path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".py.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
     return path

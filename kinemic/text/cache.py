@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from kinemic.io import atomic_file
 from kinemic.text.encoders import TextEncoder, check_texts, l2_normalize
 
 logger = logging.getLogger(__name__)
@@ -39,18 +40,9 @@ _STALE_TMP_SECONDS = 3600
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write `path` through a temporary file in the same folder and `os.replace`: readers never see a partial file,
-    and a failed write leaves nothing behind."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    try:
-        with tmp.open("wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """`write` into a temporary file of its own (several queue workers share the folder), renamed into place."""
+    with atomic_file(path, unique=True) as tmp, tmp.open("wb") as f:
+        write(f)
 
 
 def _folder_name(cache_key: str) -> str:
