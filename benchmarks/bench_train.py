@@ -27,7 +27,14 @@ from kinemic.motion import FeatureStats
 from kinemic.objectives import MemoryBank
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
-from kinemic.training import TrainConfig, build_student, build_training_data, draw_batch, kinemic_step
+from kinemic.training import (
+    StepInputs,
+    TrainConfig,
+    build_student,
+    build_training_data,
+    draw_batch,
+    kinemic_step,
+)
 
 SIZES = {
     "embedded": (MDMConfig(latent_dim=128, ff_size=512, num_layers=4, num_heads=4, dropout=0.0, text_dim=384,
@@ -85,7 +92,9 @@ def bench(size: str, device: torch.device, precision: str, reps: int) -> float:
             torch.cuda.synchronize()
         start = time.perf_counter()
         batch = draw_batch(data, train, rng, device, teacher.max_frames)
-        loss, _ = kinemic_step(parts, teacher_model, diffusion, data, batch, stats, train, bank, generator, device)
+        loss, _ = kinemic_step(StepInputs(parts=parts, teacher=teacher_model, diffusion=diffusion, data=data,
+                                          batch=batch, stats=stats, config=train, bank=bank, generator=generator,
+                                          device=device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

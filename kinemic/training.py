@@ -40,6 +40,7 @@ from kinemic.devices import autocast, resolve_device
 from kinemic.diffusion import GaussianDiffusion, masked_mse
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.models.mic import MIC, MICConfig
+from kinemic.motion import FeatureStats
 from kinemic.objectives import (
     LOGIT_SCALE_MAX,
     MemoryBank,
@@ -263,8 +264,10 @@ def _set_dropout_probs(student: nn.Module, config: TrainConfig) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepBatch:
+    """The samples one step trains on: few-shot rows and, for kinemic, one cropped prior motion and caption each."""
+
     target_idx: np.ndarray
     labels: Tensor
     prior_idx: np.ndarray | None
@@ -312,19 +315,27 @@ class StepLosses:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
 
 
-def kinemic_step(
-    parts: StudentParts,
-    teacher: MDM,
-    diffusion: GaussianDiffusion,
-    data: TrainingData,
-    batch: StepBatch,
-    stats,
-    config: TrainConfig,
-    bank: MemoryBank,
-    generator: torch.Generator,
-    device: torch.device,
-) -> tuple[Tensor, StepLosses]:
+@dataclass(frozen=True, kw_only=True)
+class StepInputs:
+    """Everything one step reads, named: the modules (trained and frozen), the data and the drawn batch, and the
+    run's memory bank and random stream (both advanced by the step)."""
+
+    parts: StudentParts
+    teacher: MDM  # frozen
+    diffusion: GaussianDiffusion
+    data: TrainingData
+    batch: StepBatch
+    stats: FeatureStats
+    config: TrainConfig
+    bank: MemoryBank
+    generator: torch.Generator
+    device: torch.device
+
+
+def kinemic_step(inputs: StepInputs) -> tuple[Tensor, StepLosses]:
     """Loss of one step for any trainable method (prior terms only for kinemic)."""
+    parts, teacher, diffusion, data, batch = inputs.parts, inputs.teacher, inputs.diffusion, inputs.data, inputs.batch
+    stats, config, bank, generator, device = inputs.stats, inputs.config, inputs.bank, inputs.generator, inputs.device
     target = collate([data.target_features[i] for i in batch.target_idx], stats, device)
     prompt = torch.from_numpy(data.prompt_embeddings).to(device)[batch.labels]
     frames = target.x0.shape[1]
@@ -494,9 +505,10 @@ def train_student(
     prior_frames = config.prior_max_frames or teacher.max_frames  # crops as long as the teacher was trained on
     while step < config.steps:
         batch = draw_batch(data, config, rng, device, prior_frames)
-        loss, losses = kinemic_step(
-            parts, teacher.model, diffusion, data, batch, teacher.stats, config, bank, generator, device
-        )
+        loss, losses = kinemic_step(StepInputs(
+            parts=parts, teacher=teacher.model, diffusion=diffusion, data=data, batch=batch, stats=teacher.stats,
+            config=config, bank=bank, generator=generator, device=device,
+        ))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:

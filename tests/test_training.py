@@ -16,6 +16,7 @@ from kinemic.objectives import MemoryBank
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
 from kinemic.training import (
+    StepInputs,
     TrainConfig,
     build_student,
     build_training_data,
@@ -77,8 +78,10 @@ def test_kinemic_step_trains_exactly_the_intended_parameters():
     parts = build_student(teacher.model, 2, config)
     parts.student.train()
     batch = draw_batch(data, config, np.random.default_rng(0), torch.device("cpu"), config.prior_max_frames)
-    loss, losses = kinemic_step(parts, teacher.model, teacher.diffusion(), data, batch, teacher.stats, config,
-                                MemoryBank(4), torch.Generator().manual_seed(0), torch.device("cpu"))
+    loss, losses = kinemic_step(StepInputs(
+        parts=parts, teacher=teacher.model, diffusion=teacher.diffusion(), data=data, batch=batch, stats=teacher.stats,
+        config=config, bank=MemoryBank(4), generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
+    ))
     loss.backward()
     assert set(losses.as_dict()) == {"loss", "target_rec", "contrastive", "window_rec", "window_distill", "dww_mean",
                                      "logit_scale"}
