@@ -110,6 +110,16 @@ def write_curves(rows: Sequence[Mapping[str, float]], tsv: Path, png: Path, titl
         cells = [f"{row[c]:.6g}" if c in row else "" for c in columns]
         lines.append("\t".join([str(int(row["step"])), *cells]))
     tsv.write_text("\n".join(lines) + "\n")
+    plot_curves(rows, png, title, columns)
+
+
+def plot_curves(rows: Sequence[Mapping[str, float]], png: Path, title: str,
+                columns: Sequence[str] | None = None) -> None:
+    """The PNG of `write_curves` alone (one panel per column with values), for curves whose data DVCLive writes."""
+    if not rows:
+        raise ValueError("no curve rows to plot")
+    columns = list(columns) if columns is not None else [k for k in rows[-1] if k != "step"]
+    png.parent.mkdir(parents=True, exist_ok=True)
     shown = [c for c in columns if any(c in row for row in rows)]
     fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 2.4), dpi=90, squeeze=False)
     steps = [row["step"] for row in rows]

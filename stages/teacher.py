@@ -2,11 +2,16 @@
 
 With `teacher.nproc` > 1 pretraining runs data-parallel: the stage re-runs itself under torchrun in that many
 processes (kinemic.distributed), and rank 0 alone writes the teacher, plots and metrics.
+
+The loss curve (and learning rate) goes through DVCLive to `--live` as pretraining goes, so `dvc exp show` follows a
+running experiment; step times go to runs/live/teacher only (kinemic.live). A released teacher's curve is replayed
+there from the release, so both sources give the same files.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +22,14 @@ from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.distributed import current_world, relaunch, share_threads
 from kinemic.io import atomic_output_dir, write_json
+from kinemic.live import CurveLog, run_facts_dir, write_curves_live
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
 from kinemic.recogniser import UnlabelledPrior
-from kinemic.report import write_curves
+from kinemic.report import plot_curves
 from kinemic.runtime import StageRun, resolve_device
 from kinemic.sampling import SampleRequest, sample_motions
+from kinemic.schedules import scheduled_lr
 from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card, write_card_plot
 from kinemic.teacher_release import load_release, read_losses
@@ -84,6 +91,15 @@ def _card(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherConfi
     return {k: v for k, v in card.to_metrics().items() if k.count(".") == 1}
 
 
+def _curve_rows(losses: list[tuple[int, float]], recipe: dict) -> list[dict[str, float]]:
+    """The logged curve: step, loss, and the learning rate of the step that closed each logging window."""
+    def lr(step: int) -> float:
+        return scheduled_lr(recipe["lr"], step - 1, recipe["steps"], recipe.get("lr_schedule", "constant"),
+                            recipe.get("warmup_steps", 0))
+
+    return [{"step": step, "loss": loss, "lr": lr(step)} for step, loss in losses]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
@@ -92,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labels", type=Path, default=None,
                         help="the raw prior folder holding primitives.parquet (the embedded world's labels)")
     parser.add_argument("--metrics", required=True)
+    parser.add_argument("--live", required=True, help="DVCLive curves: loss and lr per logged step (dvclive/teacher)")
     parser.add_argument("--resume-dir", default=".checkpoints/teacher", help="resume checkpoints (not a DVC output)")
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parse_stage_args(parser, argv)
@@ -106,27 +123,41 @@ def main(argv: list[str] | None = None) -> None:
     prior = PreparedPrior.load(Path(args.prior))
     metrics: dict[str, float] = {}
     losses: list[tuple[int, float]] = []
+    recipe = {"lr": config.lr, "steps": config.steps, "lr_schedule": config.lr_schedule,
+              "warmup_steps": config.warmup_steps}
     if config.source == "official":
         teacher = _official(config, prior, spec)
     elif config.source == "release":
         teacher, manifest = load_release(Path(config.release), prior, spec.to_dict(), resolve_device(config.device))
         losses = read_losses(Path(config.release))
+        recipe = manifest.recipe
         metrics.update(final_loss=losses[-1][1] if losses else float("nan"), steps=teacher.step)
         print(f"teacher: the released teacher from {config.release} (step {teacher.step}, trained in "
               f"{manifest.wall_seconds / 3600:.1f} h on {manifest.hardware.get('cpu', '?')})")
     else:
         world = current_world()
         bar = tqdm(total=config.steps, desc="teacher", unit="step", mininterval=5, disable=not world.is_main)
+        # Rank 0 alone logs (only it gets progress calls): the curve to --live, the step times to runs/ only.
+        curve = CurveLog(args.live) if world.is_main else None
+        timing = CurveLog(run_facts_dir(args.params, "teacher"), timestamps=True) if world.is_main else None
+        last = [bar.n, time.perf_counter()]
 
         def progress(step: int, total: int, loss: float) -> None:
             bar.n = step
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.refresh()
+            now = time.perf_counter()
+            curve.log(_curve_rows([(step, loss)], recipe)[0])
+            window = max(min(step - last[0], config.log_every), 1)  # a resumed run's first window: log_every steps
+            timing.log({"step": step, "step_seconds": (now - last[1]) / window})
+            last[:] = [step, now]
 
         result = pretrain_teacher(prior, embed, config, spec.to_dict(), Path(args.resume_dir), progress)
         bar.close()
         if not world.is_main:
             return  # rank 0 writes the outputs
+        curve.close()
+        timing.close()
         teacher, losses = result.teacher, result.losses
         metrics.update(final_loss=losses[-1][1], steps=result.teacher.step)
         run.facts.update(resumed_from=result.resumed_from, pretrain_seconds=round(result.seconds, 1),
@@ -137,10 +168,12 @@ def main(argv: list[str] | None = None) -> None:
         teacher.save(tmp / "teacher.pt")
         write_json(tmp / "config.json", {"mdm": teacher.model.config.to_dict(), "text": spec.to_dict(),
                                           "diffusion_steps": teacher.diffusion_steps, "source": teacher.source})
+    # The whole curve, rewritten: a resumed run logged only the steps after its checkpoint as it went.
+    write_curves_live(args.live, _curve_rows(losses, recipe))
     with atomic_output_dir(plots) as tmp:
         if losses:
             rows = [{"step": step, "loss": loss} for step, loss in losses]
-            write_curves(rows, tmp / "loss.tsv", tmp / "loss.png", "teacher pretraining (masked x0 MSE)")
+            plot_curves(rows, tmp / "loss.png", "teacher pretraining (masked x0 MSE)")
         previews = _previews(teacher, prior, config, embed, tmp / "previews")
         if config.card is not None and args.labels is not None:
             metrics.update(_card(teacher, prior, config, embed, args.labels, tmp))

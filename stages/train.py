@@ -1,8 +1,13 @@
-"""Stage `train`: fit the student (KineMIC or a baseline) on the few-shot set, the soft pairs and the teacher."""
+"""Stage `train`: fit the student (KineMIC or a baseline) on the few-shot set, the soft pairs and the teacher.
+
+The losses and learning rate go through DVCLive to `--live` as training goes (`dvc exp show` follows a running
+experiment); step times go to runs/live/train only (kinemic.live).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +16,10 @@ from tqdm import tqdm
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import atomic_output_dir, write_json
+from kinemic.live import CurveLog, run_facts_dir, write_curves_live
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
-from kinemic.report import write_curves
+from kinemic.report import plot_curves
 from kinemic.runtime import StageRun, resolve_device
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="student directory (models/student)")
     parser.add_argument("--plots", required=True, help="curves and mining previews (plots/train)")
     parser.add_argument("--metrics", required=True)
+    parser.add_argument("--live", required=True, help="DVCLive curves: losses and lr per logged step (dvclive/train)")
     parser.add_argument("--resume-dir", default=".checkpoints/train")
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     parser.add_argument("--previews", type=int, default=3)
@@ -66,13 +73,26 @@ def main(argv: list[str] | None = None) -> None:
     bar = tqdm(total=config.steps if config.method != "zeroshot" else 0, desc=f"train[{config.method}]", unit="step",
                mininterval=5)
 
+    lr = config.scratch_lr if config.method == "scratch" else config.lr  # constant: the student has no schedule
+    curve, timing = CurveLog(args.live), CurveLog(run_facts_dir(args.params, "train"), timestamps=True)
+    last = [0, time.perf_counter()]
+
     def progress(step: int, total: int, row: dict) -> None:
         bar.n = step
         bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
         bar.refresh()
+        now = time.perf_counter()
+        curve.log({**row, "lr": lr})
+        window = max(min(step - last[0], config.log_every), 1)  # a resumed run's first window: log_every steps
+        timing.log({"step": step, "step_seconds": (now - last[1]) / window})
+        last[:] = [step, now]
 
     result = train_student(teacher, data, config, Path(args.resume_dir), progress)
     bar.close()
+    curve.close()
+    timing.close()
+    # The whole curve, rewritten: a resumed run logged only the steps after its checkpoint as it went.
+    write_curves_live(args.live, [{**row, "lr": lr} for row in result.losses])
 
     with atomic_output_dir(args.out) as tmp:
         result.checkpoint.save(tmp / "student.pt")
@@ -85,8 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         })
     with atomic_output_dir(args.plots) as tmp:
         if result.losses:
-            write_curves(result.losses, tmp / "losses.tsv", tmp / "losses.png", f"student training ({config.method})",
-                         columns=LOSS_COLUMNS)
+            plot_curves(result.losses, tmp / "losses.png", f"student training ({config.method})", columns=LOSS_COLUMNS)
         previews = _mining_previews(result, teacher, data, tmp / "mining", args.previews, config.seed)
 
     final = result.losses[-1] if result.losses else {}
