@@ -52,7 +52,7 @@ class EvaluateConfig:
     train_data: str = "fewshot+synthetic"
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     synthetic_per_class: int = 0  # 0: use every generated sample
-    classifier: dict = field(default_factory=dict)  # ClassifierConfig fields
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)  # params give a mapping of its fields
     backend: str = "kinemic"
 
     def __post_init__(self) -> None:
@@ -66,10 +66,27 @@ class EvaluateConfig:
         if bad:
             raise ValueError(f"evaluate.seeds must be whole numbers (one classifier per seed), got {bad}")
         check_range("evaluate", self, non_negative=("synthetic_per_class",))
-        self.classifier_config()
+        if not isinstance(self.classifier, ClassifierConfig):  # built once; unknown keys fail here, naming the key
+            object.__setattr__(self, "classifier",
+                               config_from_params(ClassifierConfig, self.classifier, "evaluate.classifier"))
 
-    def classifier_config(self) -> ClassifierConfig:
-        return config_from_params(ClassifierConfig, self.classifier, "evaluate.classifier")
+
+@dataclass(frozen=True)
+class FeatureExtractorConfig:
+    """Params section `evaluator`: the fixed ST-GCN whose features the generative metrics read. It is not the judged
+    classifier of `evaluate.classifier`; both train with the same protocol class, `ClassifierConfig`. The section is
+    flat (a seed beside the protocol's fields), so it is split here, once, for the stage and for `validate`."""
+
+    seed: int = 0
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    @classmethod
+    def from_params(cls, section: dict | None) -> FeatureExtractorConfig:
+        values = dict(section or {})
+        seed = values.pop("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"evaluator.seed must be an integer, got {seed!r}")
+        return cls(seed, config_from_params(ClassifierConfig, values, "evaluator"))
 
 
 def training_set(
@@ -126,7 +143,7 @@ def run_seed(
         raise ValueError("the target set has no test samples: nothing to evaluate (check prepare_target's split)")
     joints, labels = training_set(target, synthetic, config)
     num_classes = len(target.class_names)
-    classifier = train(joints, labels, num_classes, config.classifier_config(), seed, progress)
+    classifier = train(joints, labels, num_classes, config.classifier, seed, progress)
     return SeedResult(seed, classifier, evaluate(classifier, test.all_joints(), test.labels), len(joints))
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kinemic.classifier import ClassifierConfig
 from kinemic.corpus import PriorConfig
-from kinemic.evaluation import EvaluateConfig
+from kinemic.evaluation import EvaluateConfig, FeatureExtractorConfig
 from kinemic.generation import GenerateConfig
 from kinemic.mining import MiningConfig
 from kinemic.params import config_from_params
@@ -20,15 +19,6 @@ from kinemic.synthetic.config import SyntheticConfig
 from kinemic.target_prep import TargetConfig
 from kinemic.teacher import TeacherConfig
 from kinemic.training import TrainConfig
-
-
-def _evaluator(section: dict[str, Any]) -> ClassifierConfig:
-    values = dict(section)
-    seed = values.pop("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"evaluator.seed must be an integer, got {seed!r}")
-    return config_from_params(ClassifierConfig, values, "evaluator")
-
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "runtime": lambda s: config_from_params(RuntimeConfig, s, "runtime"),
@@ -39,7 +29,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "teacher": lambda s: config_from_params(TeacherConfig, s, "teacher"),
     "train": lambda s: config_from_params(TrainConfig, s, "train"),
     "generate": lambda s: config_from_params(GenerateConfig, s, "generate"),
-    "evaluator": _evaluator,
+    "evaluator": FeatureExtractorConfig.from_params,
     "evaluate": lambda s: config_from_params(EvaluateConfig, s, "evaluate"),
 }
 

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     target = PreparedTarget.load(Path(args.target))
     metrics: dict[str, float] = {}
     jobs = [(name, data, seed) for name, data in BASELINES.items() for seed in config.seeds]
-    bar, advance = epoch_bar(f"baselines ({len(jobs)} classifiers)", len(jobs) * config.classifier_config().epochs)
+    bar, advance = epoch_bar(f"baselines ({len(jobs)} classifiers)", len(jobs) * config.classifier.epochs)
     for name, data, seed in jobs:
         outcome = run_seed_on_backend(target, None, dataclasses.replace(config, train_data=data), seed, advance)
         metrics[f"{name}.seed_{seed}"] = outcome.result.top1
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in BASELINES:
         values = [metrics[f"{name}.seed_{seed}"] for seed in config.seeds]
         print(f"baselines: {name} mean top-1 {100 * sum(values) / len(values):.1f}% over {len(values)} seeds")
-    run.finish(device=config.classifier_config().device)
+    run.finish(device=config.classifier.device)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     synthetic = None
     if config.train_data in ("fewshot+synthetic", "synthetic"):
         synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")
-    bar, advance = epoch_bar(f"evaluate[seed {args.seed}]", config.classifier_config().epochs)
+    bar, advance = epoch_bar(f"evaluate[seed {args.seed}]", config.classifier.epochs)
     outcome = run_seed_on_backend(target, synthetic, config, args.seed, advance)
     bar.close()
     with atomic_output_dir(args.out) as tmp:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.metrics, metrics)
     print(f"evaluate[seed {args.seed}]: top-1 {100 * outcome.result.top1:.1f}% "
           f"(trained on {outcome.train_size} clips: {config.train_data})")
-    run.finish(device=config.classifier_config().device)
+    run.finish(device=config.classifier.device)
 
 
 if __name__ == "__main__":

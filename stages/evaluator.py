@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kinemic.classifier import ClassifierConfig, save_classifier
-from kinemic.evaluation import train_evaluator
+from kinemic.classifier import save_classifier
+from kinemic.evaluation import FeatureExtractorConfig, train_evaluator
 from kinemic.io import atomic_output_dir, write_json
-from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
+from kinemic.params import load_section, parse_stage_args, stage_parser
 from kinemic.progress import epoch_bar
 from kinemic.runtime import StageRun
 from kinemic.target_set import PreparedTarget
@@ -21,18 +21,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_stage_args(parser, argv)
     run = StageRun("evaluator", args.params)
 
-    section = dict(load_section("evaluator", args.params))
-    seed = int(section.pop("seed", 0))
-    config = config_from_params(ClassifierConfig, section, "evaluator")
+    config = FeatureExtractorConfig.from_params(load_section("evaluator", args.params))
     target = PreparedTarget.load(Path(args.target))
-    bar, advance = epoch_bar("evaluator", config.epochs)
-    classifier, result = train_evaluator(target, config, seed, advance)
+    bar, advance = epoch_bar("evaluator", config.classifier.epochs)
+    classifier, result = train_evaluator(target, config.classifier, config.seed, advance)
     bar.close()
     with atomic_output_dir(args.out) as tmp:
         save_classifier(classifier, tmp / "classifier.pt")
     write_json(args.metrics, {"test_top1": result.top1, "train_samples": len(target.select(["fewshot", "unused"]))})
     print(f"evaluator: top-1 {100 * result.top1:.1f}% on the real test set (all real training data)")
-    run.finish(device=config.device)
+    run.finish(device=config.classifier.device)
 
 
 if __name__ == "__main__":

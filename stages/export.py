@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     run = StageRun("export", args.params)
 
     config = config_from_params(EvaluateConfig, load_section("evaluate", args.params), "evaluate")
-    protocol, seed = config.classifier_config(), config.seeds[0]
+    protocol, seed = config.classifier, config.seeds[0]
     num_classes = len(PreparedTarget.load(Path(args.target)).class_names)
     real = Path(args.target) / "real.pkl"
     mixed = Path(args.generated) / "fewshot_plus_synthetic.pkl"

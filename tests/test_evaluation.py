@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kinemic.evaluation import EvaluateConfig, training_set
+from kinemic.classifier import ClassifierConfig
+from kinemic.evaluation import EvaluateConfig, FeatureExtractorConfig, training_set
 from kinemic.generation import GenerateConfig, SyntheticSet
 from kinemic.io import atomic_output_dir, read_json, write_json
+from kinemic.params import config_from_params
 from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion, write_curves
 from kinemic.target_set import PreparedTarget
 
@@ -126,3 +128,18 @@ def test_headline_line_leaves_out_comparisons_the_baselines_could_not_give():
     assert headline_line({**summary, "gap_closure": 0.25}).endswith(", gap closure 0.25")
     short = {k: v for k, v in summary.items() if not k.startswith("vs_")}
     assert headline_line(short) == "median top-1 50.0% (mean 50.0 +- 10.0, 95% CI [40.0, 60.0]) over 5 seeds"
+
+
+def test_classifier_settings_are_built_once_into_their_config():
+    """`evaluate.classifier` and the flat `evaluator` section become typed configs of the one protocol class, and a
+    misspelt key fails at construction, naming the section."""
+    config = config_from_params(EvaluateConfig, {"classifier": {"epochs": 3}}, "evaluate")
+    assert config.classifier == ClassifierConfig(epochs=3) and EvaluateConfig().classifier == ClassifierConfig()
+    with pytest.raises(ValueError, match=r"evaluate\.classifier': unknown keys \['epoch'\]"):
+        EvaluateConfig(classifier={"epoch": 3})
+    extractor = FeatureExtractorConfig.from_params({"seed": 4, "epochs": 2})
+    assert extractor == FeatureExtractorConfig(4, ClassifierConfig(epochs=2))
+    with pytest.raises(ValueError, match=r"evaluator.seed must be an integer, got True"):
+        FeatureExtractorConfig.from_params({"seed": True})
+    with pytest.raises(ValueError, match=r"'evaluator': unknown keys \['seeds'\]"):
+        FeatureExtractorConfig.from_params({"seeds": [1]})
