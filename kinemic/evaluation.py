@@ -34,6 +34,7 @@ from kinemic.classifier import (
 )
 from kinemic.params import check_range, config_from_params
 from kinemic.skeleton import FPS
+from kinemic.stage_files import read_stage_file
 from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
 
@@ -145,6 +146,16 @@ def run_seed(
     num_classes = len(target.class_names)
     classifier = train(joints, labels, num_classes, config.classifier, seed, progress)
     return SeedResult(seed, classifier, evaluate(classifier, test.all_joints(), test.labels), len(joints))
+
+
+def read_confusion(path) -> np.ndarray:
+    """The test-set confusion matrix one `evaluate` run saved (`predictions.npz`); a cut-short file names the stage."""
+
+    def read(p):
+        with np.load(p) as data:
+            return data["confusion"]
+
+    return read_stage_file(path, "evaluate", read)
 
 
 def train_evaluator(target: PreparedTarget, config: ClassifierConfig, seed: int,

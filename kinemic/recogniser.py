@@ -37,6 +37,7 @@ from torch import nn
 from kinemic.checkpoints import atomic_torch_save, read_checkpoint, stats_from_dict, stats_to_dict
 from kinemic.corpus import PreparedPrior
 from kinemic.motion import FeatureStats
+from kinemic.stage_files import read_stage_file
 from kinemic.synthetic.primitives import PRIMITIVES
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def read_primitives(path: str | Path) -> pd.DataFrame:
             f"{path} does not exist: this prior has no primitive labels (real HumanML3D ships none), so the teacher "
             "report card, which needs to know what each motion contains, is skipped"
         )
-    table = pd.read_parquet(path)
+    table = read_stage_file(path, "synthesize", pd.read_parquet)
     missing = sorted(set(PRIMITIVE_COLUMNS) - set(table.columns))
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; re-run `dvc repro synthesize`")

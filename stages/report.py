@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from kinemic.classifier import load_classifier
-from kinemic.evaluation import EvaluateConfig, generative_metrics
+from kinemic.evaluation import EvaluateConfig, generative_metrics, read_confusion
 from kinemic.io import atomic_output_dir, read_json, write_json
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.report import headline_line, summarize_accuracy, write_accuracy_plot, write_confusion
@@ -40,10 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     train_method = load_section("train", args.params).get("method", "")
     # Aggregate exactly the seeds the params list, never a glob: a shrunk matrix leaves old files behind.
     per_seed = {s: read_json(Path(args.eval_metrics) / f"seed_{s}.json")["top1"] for s in config.seeds}
-    confusions = []
-    for s in config.seeds:
-        with np.load(Path(args.eval_outputs) / f"seed_{s}" / "predictions.npz") as data:
-            confusions.append(data["confusion"])
+    confusions = [read_confusion(Path(args.eval_outputs) / f"seed_{s}" / "predictions.npz") for s in config.seeds]
     target = PreparedTarget.load(Path(args.target))
     summary = summarize_accuracy(per_seed)
     summary.update(compare_with_baselines(per_seed, read_json(args.baselines)))

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from kinemic.corpus import CAPTION_COLUMNS, PreparedPrior
+from kinemic.evaluation import read_confusion
 from kinemic.motion import FeatureStats
+from kinemic.recogniser import PRIMITIVE_COLUMNS, read_primitives
 from kinemic.skeleton import FEATURE_DIM
 from kinemic.stage_files import read_stage_file
 from kinemic.synthetic_set import SyntheticSet
@@ -87,3 +89,21 @@ def test_truncated_generated_set_names_generate(tmp_path):
     _truncate(path)
     with pytest.raises(ValueError, match=r"synthetic\.npz: cannot be read .*`dvc repro -f generate`"):
         SyntheticSet.load(path)
+
+
+def test_truncated_primitive_labels_name_synthesize(tmp_path):
+    path = tmp_path / "primitives.parquet"
+    pd.DataFrame({column: [0] for column in PRIMITIVE_COLUMNS}).to_parquet(path)
+    assert len(read_primitives(path)) == 1
+    _truncate(path)
+    with pytest.raises(ValueError, match=r"primitives\.parquet: cannot be read .*`dvc repro -f synthesize`"):
+        read_primitives(path)
+
+
+def test_truncated_predictions_name_evaluate(tmp_path):
+    path = tmp_path / "predictions.npz"
+    np.savez(path, confusion=np.eye(3, dtype=np.int64), labels=np.arange(3))
+    assert read_confusion(path).trace() == 3
+    _truncate(path)
+    with pytest.raises(ValueError, match=r"predictions\.npz: cannot be read .*`dvc repro -f evaluate`"):
+        read_confusion(path)
