@@ -29,7 +29,8 @@ MATCHING_PRIMITIVES: dict[str, frozenset[str]] = {
 MIN_OVERLAP = 0.5  # a segment counts when at least half of it lies inside the mined span (or it fills half the span)
 
 
-def span_contains(seg_start: int, seg_end: int, span_start: int, span_end: int, min_overlap: float = MIN_OVERLAP) -> bool:
+def span_contains(seg_start: int, seg_end: int, span_start: int, span_end: int,
+                  min_overlap: float = MIN_OVERLAP) -> bool:
     """Does the segment [seg_start, seg_end) lie in the span [span_start, span_end) enough to be seen there?"""
     overlap = min(seg_end, span_end) - max(seg_start, span_start)
     if overlap <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,8 @@ from kinemic.statistics import Interval, Table, gap_closure, mean_interval, pair
 REAL_ONLY, ALL_REAL, FULL = "real data only (few-shot)", "ground truth (all real data)", "KineMIC (full)"
 ROW_ORDER = [REAL_ONLY, "MDM zero-shot", "MDM + LoRA", "MDM from scratch", "KineMIC (Base)", "KineMIC + dist",
              "KineMIC + dww", FULL, ALL_REAL]  # the paper's order
+SEED_PARAMS = ("train.seed", "generate.seed")  # vary between the generators of one row
+METHOD_PARAMS = ("train.method", "train.use_dist", "train.use_dww", "evaluate.train_data")  # pick the row
 GENERATIVE = ("gen.fid", "gen.recognition_accuracy", "gen.speed", "gen.real.speed", "gen.acceleration",
               "gen.real.acceleration")
 
@@ -55,6 +58,42 @@ def dvc_runs(entries: list[dict]) -> list[Run]:
                 runs.append(Run(name, params, summary, _metrics(run, "metrics/baselines.json"),
                                 _metrics(run, "metrics/mining.json")))
     return runs
+
+
+def flat_params(params: Mapping, prefix: str = "") -> dict[str, Any]:
+    """{'train.seed': 42, ...}: nested params as dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_params(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def comparable_runs(runs: Iterable[Run], reference: Mapping) -> tuple[list[Run], list[str]]:
+    """The runs whose params differ from `reference` (a params.yaml) only in the method switches and the seeds, and
+    the names of the others.
+
+    The table pools runs by method and seed; a study run (another `mining.k`, sampler, filter) or a run of an older
+    commit with other params would otherwise land in a method's row and change it unseen.
+    A key that only one side has is not a difference: params are added with the default that keeps the old
+    behaviour, so a run of an older commit lacks them. Process counts (`*.nproc`) give the same outputs by design.
+    """
+    def compared(params: Mapping) -> dict[str, Any]:
+        return {k: v for k, v in flat_params(params).items()
+                if k not in SEED_PARAMS and k not in METHOD_PARAMS and not k.endswith(".nproc")}
+
+    held = compared(reference)
+    kept, left_out = [], []
+    for run in runs:
+        flat = compared(run.params)
+        if all(flat[k] == held[k] for k in flat.keys() & held.keys()):
+            kept.append(run)
+        else:
+            left_out.append(run.name)
+    return kept, left_out
 
 
 def method_label(params: Mapping) -> str:

@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from kinemic.results import Run, per_seed
+from kinemic.results import SEED_PARAMS, Run, flat_params, per_seed
 from kinemic.statistics import Interval, Table, mean_interval, paired_difference
-
-SEED_PARAMS = ("train.seed", "generate.seed")  # vary between generators of one value
 
 
 def param_value(params: Mapping, dotted: str) -> Any:
@@ -29,17 +27,6 @@ def param_value(params: Mapping, dotted: str) -> Any:
             raise KeyError(f"param {dotted!r} is not in the run's params ({key!r} missing)")
         node = node[key]
     return node
-
-
-def _flat(params: Mapping, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flat(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 @dataclass(frozen=True)
@@ -69,11 +56,11 @@ def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] 
     if anchor is None:
         raise ValueError(f"no run has {param}={reference!r}: run the reference value too (it is the baseline of "
                          "every paired difference)")
-    held = {k: v for k, v in _flat(anchor.params).items() if k != param and k not in SEED_PARAMS}
+    held = {k: v for k, v in flat_params(anchor.params).items() if k != param and k not in SEED_PARAMS}
     by_value: dict[Any, dict[int, Run]] = {}
     left_out = []
     for run in runs:
-        flat = _flat(run.params)
+        flat = flat_params(run.params)
         if any(flat.get(k) != v for k, v in held.items()):
             left_out.append(run.name)
             continue

@@ -24,7 +24,7 @@ from kinemic.mining_purity import mined_hits, purity_at  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=Path, default=Path("data/mining/soft_pairs.parquet"))
-    parser.add_argument("--prior", type=Path, default=Path("data/prepared/prior"), help="prepared prior (motions.parquet)")
+    parser.add_argument("--prior", type=Path, default=Path("data/prepared/prior"), help="prepared prior")
     parser.add_argument("--primitives", type=Path, default=Path("data/raw/synthetic/prior/primitives.parquet"))
     parser.add_argument("--n", type=int, nargs="+", default=[10, 25, 50, 100, 250])
     parser.add_argument("--out", type=Path, help="write <out>.tsv and <out>.png")

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from kinemic.results import ALL_REAL, FULL, REAL_ONLY, Run, group_runs, markdown, method_label, row_stats
+from kinemic.results import (
+    ALL_REAL,
+    FULL,
+    REAL_ONLY,
+    Run,
+    comparable_runs,
+    group_runs,
+    markdown,
+    method_label,
+    row_stats,
+)
 
 SEEDS = (1, 2, 3)
 BASE = {1: 0.60, 2: 0.50, 3: 0.55}
@@ -54,6 +64,23 @@ def test_generator_seeds_pool_into_one_row_paired_with_the_baselines():
     table = markdown(list(stats.values()))
     assert table.count("\n") == 5 and "| KineMIC (full) | 2 x 3 |" in table and "+10.0 [+10.0, +10.0]" in table
     assert table.index(REAL_ONLY) < table.index(FULL) < table.index(ALL_REAL)
+
+
+def test_study_runs_stay_out_of_the_method_rows():
+    reference = {**_params(), "mining": {"k": 250}, "generate": {"seed": 10}}
+
+    def run(name, k=250, **kw):
+        params = _params(**kw)
+        params["mining"] = {"k": k}
+        return Run(name, params, _summary(0.0), BASELINES)
+
+    older = Run("older-commit", _params(), _summary(0.0), BASELINES)  # lacks mining.k: not a difference
+    runs = [run("full"), run("lora", method="lora"), run("g43", seed=43), run("k25", k=25), older]
+    kept, left_out = comparable_runs(runs, reference)
+    assert [r.name for r in kept] == ["full", "lora", "g43", "older-commit"]
+    assert left_out == ["k25"]
+    scaled = {**reference, "teacher": {"nproc": 4}}  # process counts give the same outputs by design
+    assert comparable_runs([run("full")], scaled)[1] == []
 
 
 def test_own_real_only_experiment_takes_precedence():
