@@ -51,7 +51,7 @@ from kinemic.objectives import (
     window_mask,
     window_weights,
 )
-from kinemic.params import check_range
+from kinemic.params import check_range, config_from_params
 from kinemic.resume import (
     checkpoint_due,
     discard_finished,
@@ -124,8 +124,8 @@ class TrainConfig:
         check_range("train", self, positive=("lr", "scratch_lr"), non_negative=(
             "weight_decay", "grad_clip", "mic_hidden", "mic_output", "lambda_rec", "lambda_contrastive",
             "lambda_window_rec", "lambda_window_distill"))
-        if not isinstance(self.lora, LoRASettings):  # unknown keys fail here, naming the key
-            object.__setattr__(self, "lora", LoRASettings(**self.lora))
+        if not isinstance(self.lora, LoRASettings):  # unknown keys and numbers written as text fail here, named
+            object.__setattr__(self, "lora", config_from_params(LoRASettings, self.lora, "train.lora"))
 
     @property
     def uses_prior(self) -> bool:

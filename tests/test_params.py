@@ -55,6 +55,15 @@ def test_nested_classifier_values_are_checked_too():
         config_from_params(EvaluateConfig, {"classifier": {"epochs": "20"}}, "evaluate")
 
 
+def test_nested_lora_values_are_checked_too():
+    """`train.lora` is built through the same checks as a section: text for a number or a misspelt key fails there."""
+    with pytest.raises(ValueError, match=r"train\.lora\.alpha must be a number, got '4\.0'"):
+        config_from_params(TrainConfig, {"lora": {"alpha": "4.0"}}, "train")
+    with pytest.raises(ValueError, match=r"'train\.lora': unknown keys \['rnak'\]"):
+        config_from_params(TrainConfig, {"lora": {"rnak": 2}}, "train")
+    assert config_from_params(TrainConfig, {"lora": {"rank": 2}}, "train").lora.rank == 2
+
+
 def test_valid_values_pass_unchanged():
     """Checks only: an int where a float is expected is kept as it is (configs travel into checkpoints and hashes)."""
     config = config_from_params(TrainConfig, {"grad_clip": 1, "lr": 3e-4, "use_dww": False, "steps": 10}, "train")
