@@ -166,3 +166,20 @@ def relaunch(nproc: int, module: str, argv: Sequence[str]) -> bool:
     log.info("relaunching under torchrun: %s", " ".join(command))
     subprocess.run(command, check=True)
     return True
+
+
+def batch_share(batches: int, world: World) -> range:
+    """This rank's contiguous run of `batches` batches (of a sampling request, say): the first `batches % N` ranks
+    take one more, and the ranks' runs, in rank order, are the batches in order."""
+    per_rank, extra = divmod(batches, world.size)
+    start = world.rank * per_rank + min(world.rank, extra)
+    return range(start, start + per_rank + (world.rank < extra))
+
+
+def gather_in_rank_order(items: list, world: World) -> list:
+    """Every rank's `items` (picklable), concatenated in rank order, on every rank; `items` itself in one process."""
+    if not world.distributed:
+        return list(items)
+    shares: list = [None] * world.size
+    dist.all_gather_object(shares, list(items))
+    return [item for share in shares for item in share]

@@ -6,6 +6,10 @@ students, the class prompt alone for the zero-shot teacher. An optional composit
 class's action with a different text prompt ("stretch oneself" + "a person is jumping").
 
 Output (`SyntheticSet.save`): one `.npz` with concatenated features and joints, lengths, labels and class names.
+
+Under torchrun (`generate.nproc` > 1) each rank samples a contiguous share of the batches, each batch with the random
+draws it gets in one process (`kinemic.sampling.sample_motions(batches=...)`), and the shares are put together in rank
+order: the same bytes for any number of processes.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kinemic.distributed import World, batch_share, gather_in_rank_order
 from kinemic.params import check_range
 from kinemic.runtime import resolve_device
 from kinemic.samplers import SAMPLERS
-from kinemic.sampling import SampleRequest, lengths_like, sample_motions
+from kinemic.sampling import SampleRequest, Samples, batch_count, lengths_like, sample_motions
 from kinemic.student import StudentCheckpoint
 from kinemic.synthetic_set import SyntheticSet  # re-exported: stages and backends import it from here
 from kinemic.target_set import PreparedTarget
@@ -39,6 +44,7 @@ class GenerateConfig:
     batch_size: int = 128
     seed: int = 10
     device: str = "auto"
+    nproc: int = 1  # > 1: the stage runs under torchrun, each process sampling a share of the batches
     previews_per_class: int = 3
     composition_class: str = ""  # e.g. "stretch oneself"; empty: no composition samples
     composition_text: str = "a person is jumping"
@@ -53,7 +59,7 @@ class GenerateConfig:
             raise ValueError(f"generate.guidance must be >= 0, got {self.guidance}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"generate.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        check_range("generate", self, non_negative=("previews_per_class", "composition_samples"))
+        check_range("generate", self, positive=("nproc",), non_negative=("previews_per_class", "composition_samples"))
 
 
 def generate_synthetic(
@@ -61,8 +67,12 @@ def generate_synthetic(
     fewshot: PreparedTarget,
     config: GenerateConfig,
     progress: Callable[[float, int], None] | None = None,
+    world: World | None = None,
 ) -> SyntheticSet:
-    """`samples_per_class` motions per class, lengths from that class's few-shot samples."""
+    """`samples_per_class` motions per class, lengths from that class's few-shot samples.
+
+    With a distributed `world` (inside a process group) this rank samples its share of the batches and every rank
+    returns the whole set; `progress` then counts this rank's share."""
     if fewshot.class_names != student.class_names:
         raise ValueError(f"student classes {student.class_names} differ from the few-shot set's {fewshot.class_names}")
     rng = np.random.default_rng(config.seed)
@@ -72,7 +82,7 @@ def generate_synthetic(
         lengths.append(lengths_like(reference, config.samples_per_class, rng))
         labels.append(np.full(config.samples_per_class, c, dtype=np.int64))
     labels_all, lengths_all = np.concatenate(labels), np.concatenate(lengths)
-    samples = _sample(student, labels_all, lengths_all, config, None, progress)
+    samples = _sample(student, labels_all, lengths_all, config, None, progress, world or World())
     return SyntheticSet(samples.features, samples.joints, labels_all, list(student.class_names))
 
 
@@ -90,21 +100,28 @@ def generate_composition(
     lengths = lengths_like(reference, config.composition_samples, rng)
     labels = np.full(config.composition_samples, c, dtype=np.int64)
     text = np.repeat(np.asarray(text_emb, np.float32)[None], len(labels), axis=0)
-    samples = _sample(student, labels, lengths, config, text, None)
+    samples = _sample(student, labels, lengths, config, text, None, World())
     return SyntheticSet(samples.features, samples.joints, labels, list(student.class_names))
 
 
-def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig, text, progress):
-    """Condition: the class prompt (or the given `text` rows), plus the action when the student has one."""
+def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig, text, progress,
+            world: World) -> Samples:
+    """Condition: the class prompt (or the given `text` rows), plus the action when the student has one; this rank's
+    share of the batches, gathered in batch order, when `world` is distributed."""
     text_emb = student.prompt_embeddings[labels] if text is None else text
     action = labels if student.uses_action else None
     device = resolve_device(config.device)
     student.model.to(device)
     diffusion = student.diffusion()  # the training schedule; the sampler picks its steps on it
     request = SampleRequest(lengths=lengths, text_emb=text_emb, action=action)
+    share = batch_share(batch_count(len(lengths), config.batch_size), world) if world.distributed else None
     with torch.inference_mode():
-        return sample_motions(
+        samples = sample_motions(
             student.model, diffusion, student.stats, request, guidance=config.guidance, batch_size=config.batch_size,
             pad_to=student.max_frames, seed=config.seed, device=device, progress=progress, sampler=config.sampler,
-            steps=config.sampling_steps or None,
+            steps=config.sampling_steps or None, batches=share,
         )
+    if not world.distributed:
+        return samples
+    pairs = gather_in_rank_order(list(zip(samples.features, samples.joints, strict=True)), world)
+    return Samples(features=[f for f, _ in pairs], joints=[j for _, j in pairs])

@@ -61,6 +61,7 @@ def sample_motions(
     progress: Callable[[float, int], None] | None = None,
     sampler: str | ScheduleSampler = "ancestral",
     steps: int | None = None,
+    batches: Sequence[int] | None = None,
 ) -> Samples:
     """Generate `len(request.lengths)` motions, `batch_size` at a time, reproducibly from `seed`.
 
@@ -71,6 +72,11 @@ def sample_motions(
     `sampler` is a name ('ancestral' | 'ddim' | 'dpmpp_2m', see `kinemic.samplers.make_sampler`) built on `diffusion`
     with `steps` steps of the model's base schedule (None: every step of `diffusion`, respaced or not), or a sampler
     object already built on the model's schedule (then `steps` must be None: the object carries its own).
+
+    `batches` (indices of the `batch_size` batches, see `batch_count`) samples only those batches, each exactly as the
+    whole request samples it: the generator runs through the draws of the batches left out before them with a zero
+    denoiser, since no sampler's draws depend on the network's output. Processes that each take a share of the
+    batches (kinemic.generation) so give, put together in batch order, the bytes of one process doing all of them.
     """
     sampler = _resolve_sampler(sampler, diffusion, steps)
     device = torch.device(device)
@@ -81,14 +87,19 @@ def sample_motions(
     if not masked and lengths.max() > pad_to:
         raise ValueError(f"requested length {lengths.max()} exceeds the model's padded length {pad_to}")
     generator = torch.Generator(device="cpu").manual_seed(seed)
+    starts = range(0, len(lengths), batch_size)
+    wanted = _check_batches(batches, len(starts))
     was_training = model.training
     model.eval()
     features: list[np.ndarray] = []
-    total = len(lengths)
-    for start in range(0, total, batch_size):
-        sl = slice(start, min(start + batch_size, total))
+    total = sum(min(batch_size, len(lengths) - starts[i]) for i in wanted)  # the motions this call samples
+    for index, start in enumerate(starts[: max(wanted, default=-1) + 1]):
+        sl = slice(start, start + batch_size)
         batch_len = lengths[sl]
         frames = int(batch_len.max()) if masked else int(pad_to)
+        if index not in wanted:  # another process samples it: only run through its random draws
+            _skip_draws(sampler, (len(batch_len), frames, model.config.njoints), generator)
+            continue
         mask = torch.arange(frames, device=device)[None, :] < torch.from_numpy(batch_len).to(device)[:, None]
         text = None if request.text_emb is None else torch.as_tensor(request.text_emb[sl], dtype=torch.float32)
         action = None if request.action is None else torch.as_tensor(request.action[sl], dtype=torch.long)
@@ -101,7 +112,7 @@ def sample_motions(
         )
         step_progress = None
         if progress is not None:  # fractional samples after every denoising step: a batch takes minutes on a CPU
-            def step_progress(done: int, of: int, start: int = start, size: int = len(batch_len)) -> None:
+            def step_progress(done: int, of: int, start: int = len(features), size: int = len(batch_len)) -> None:
                 progress(start + size * done / of, total)
         x = run_sampler(sampler, model_fn, (len(batch_len), frames, model.config.njoints), generator, device=device,
                         progress=step_progress)
@@ -109,6 +120,27 @@ def sample_motions(
         features += [x[i, :n].astype(np.float32) for i, n in enumerate(batch_len)]
     model.train(was_training)
     return Samples(features=features, joints=[features_to_joints(f) for f in features])
+
+
+def batch_count(motions: int, batch_size: int) -> int:
+    """How many batches `sample_motions` splits `motions` motions into (the last one may be smaller)."""
+    return -(-motions // batch_size)
+
+
+def _check_batches(batches: Sequence[int] | None, count: int) -> list[int]:
+    """The batch indices to sample: all of them by default; else the given ones, which must be increasing and exist."""
+    if batches is None:
+        return list(range(count))
+    wanted = [int(i) for i in batches]
+    if any(b <= a for a, b in zip(wanted, wanted[1:], strict=False)) or any(not 0 <= i < count for i in wanted):
+        raise ValueError(f"batches must be increasing indices below the number of batches ({count}), got {wanted}")
+    return wanted
+
+
+def _skip_draws(sampler: ScheduleSampler, shape: tuple[int, ...], generator: torch.Generator) -> None:
+    """Advance `generator` past one batch's draws (initial noise and every stochastic step) without the network: a
+    zero x0 prediction consumes the same draws, which depend on the shape alone. On CPU, where the draws are made."""
+    run_sampler(sampler, lambda x, t: torch.zeros_like(x), shape, generator, device="cpu")
 
 
 def _resolve_sampler(

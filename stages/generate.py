@@ -1,19 +1,26 @@
-"""Stage `generate`: sample the synthetic training set from the student; PYSKL pickle and previews."""
+"""Stage `generate`: sample the synthetic training set from the student; PYSKL pickle and previews.
+
+With `generate.nproc` > 1 the stage re-runs itself under torchrun in that many processes (kinemic.distributed); each
+samples a share of the batches, and rank 0 alone writes, the same bytes as one process (kinemic.generation).
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
+from kinemic.distributed import process_group, rank_device, relaunch
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
 from kinemic.generation import GenerateConfig, generate_composition, generate_synthetic
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
-from kinemic.runtime import StageRun
+from kinemic.runtime import StageRun, resolve_device
 from kinemic.student import StudentCheckpoint
 from kinemic.target_set import PreparedTarget
 
@@ -27,19 +34,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parse_stage_args(parser, argv)
+    config = config_from_params(GenerateConfig, load_section("generate", args.params), "generate")
+    if relaunch(config.nproc, "stages.generate", sys.argv[1:] if argv is None else argv):
+        return  # the torchrun processes did the work
+    # Every rank keeps runtime.threads (no share_threads): the last bits of a CPU forward pass may depend on the
+    # thread count, and the output must not depend on the number of processes.
     run = StageRun("generate", args.params)
 
-    config = config_from_params(GenerateConfig, load_section("generate", args.params), "generate")
     student = StudentCheckpoint.load(Path(args.student) / "student.pt")
     fewshot = PreparedTarget.load(Path(args.target)).split("fewshot")
-    total = config.samples_per_class * len(student.class_names)
-    bar = tqdm(total=total, desc=f"generate[{student.method}]", unit="motion", mininterval=2)
+    device = resolve_device(config.device)
+    with process_group(device) as world:
+        config = replace(config, device=str(rank_device(device, world)))  # under torchrun on CUDA: this rank's GPU
+        bar = tqdm(total=0, desc=f"generate[{student.method}]", unit="motion", mininterval=2, disable=not world.is_main)
 
-    def progress(done: float, _total: int) -> None:
-        bar.update(int(done) - bar.n)
+        def progress(done: float, total: int) -> None:  # this rank's share
+            bar.total = total
+            bar.update(int(done) - bar.n)
 
-    synthetic = generate_synthetic(student, fewshot, config, progress)
-    bar.close()
+        synthetic = generate_synthetic(student, fewshot, config, progress, world)
+        bar.close()
+    run.facts.update(processes=world.size)
+    if not world.is_main:
+        return  # rank 0 writes the outputs
     composition = None
     if config.composition_class and student.uses_action:
         text = text_embedder(TextSpec.from_dict(student.text_encoder), args.text_cache)([config.composition_text])[0]
