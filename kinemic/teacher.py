@@ -140,6 +140,7 @@ class TeacherConfig:
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
                     non_negative=("weight_decay", "guidance", "preview_steps"))
         TextSpec.from_dict(self.text)
+        MDMConfig.from_dict(self.model)  # keys and values checked here, before any data loads (text_dim comes later)
 
 
 @dataclass

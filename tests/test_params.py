@@ -64,6 +64,13 @@ def test_nested_lora_values_are_checked_too():
     assert config_from_params(TrainConfig, {"lora": {"rank": 2}}, "train").lora.rank == 2
 
 
+def test_teacher_model_values_are_checked_at_construction():
+    with pytest.raises(ValueError, match=r"MDMConfig\.latent_dim must be an integer >= 1, got '32'"):
+        config_from_params(TeacherConfig, {"model": {"latent_dim": "32"}}, "teacher")
+    with pytest.raises(ValueError, match=r"unknown MDMConfig keys \['layers'\]"):
+        config_from_params(TeacherConfig, {"model": {"layers": 2}}, "teacher")
+
+
 def test_valid_values_pass_unchanged():
     """Checks only: an int where a float is expected is kept as it is (configs travel into checkpoints and hashes)."""
     config = config_from_params(TrainConfig, {"grad_clip": 1, "lr": 3e-4, "use_dww": False, "steps": 10}, "train")
