@@ -205,7 +205,7 @@ def test_lora_settings_have_one_set_of_defaults_and_parse_from_params():
     config = config_from_params(TrainConfig, {"lora": {"rank": 4, "alpha": 8.0, "dropout": 0.0}}, "train")
     assert config.lora == LoRASettings(rank=4, alpha=8.0, dropout=0.0)
     assert dataclasses.asdict(config)["lora"] == {"rank": 4, "alpha": 8.0, "dropout": 0.0}  # the run fingerprint's view
-    with pytest.raises(TypeError, match="unexpected keyword argument 'rnak'"):
+    with pytest.raises(ValueError, match=r"'train\.lora': unknown keys \['rnak'\]; valid keys are"):
         config_from_params(TrainConfig, {"lora": {"rnak": 4}}, "train")
     with pytest.raises(ValueError, match="LoRA rank"):
         TrainConfig(lora={"rank": 0})
