@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kinemic.devices import resolve_device
 from kinemic.distributed import World, batch_share, gather_in_rank_order
 from kinemic.params import check_range
-from kinemic.runtime import resolve_device
 from kinemic.samplers import SAMPLERS
 from kinemic.sampling import SampleRequest, Samples, batch_count, lengths_like, sample_motions
 from kinemic.student import StudentCheckpoint

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from kinemic.checkpoint_import import load_official_mdm
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
+from kinemic.devices import resolve_device
 from kinemic.distributed import current_world, relaunch, share_threads
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.live import CurveLog, run_facts_dir, write_curves_live
@@ -27,7 +28,7 @@ from kinemic.params import config_from_params, load_section, parse_stage_args, s
 from kinemic.preview import Panel, render_gif
 from kinemic.recogniser import UnlabelledPrior
 from kinemic.report import plot_curves
-from kinemic.runtime import StageRun, resolve_device
+from kinemic.runtime import StageRun
 from kinemic.sampling import SampleRequest, sample_motions
 from kinemic.schedules import scheduled_lr
 from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher

@@ -15,12 +15,14 @@ from tqdm import tqdm
 
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
+from kinemic.devices import resolve_device
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.live import CurveLog, run_facts_dir, write_curves_live
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
 from kinemic.report import plot_curves
-from kinemic.runtime import StageRun, resolve_device
+from kinemic.runtime import StageRun
+from kinemic.stage_files import read_stage_file
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
 from kinemic.training import LOSS_COLUMNS, TrainConfig, build_training_data, train_student
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher = TeacherCheckpoint.load(Path(args.teacher) / "teacher.pt", device)
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), args.text_cache)
     fewshot = PreparedTarget.load(Path(args.target)).split("fewshot")
-    pairs = pd.read_parquet(args.pairs)
+    pairs = read_stage_file(args.pairs, "mine", pd.read_parquet)
     prior = PreparedPrior.load(Path(args.prior)) if config.uses_prior else None
     data = build_training_data(fewshot, pairs, prior, embed)
 
