@@ -16,6 +16,7 @@ saying how to install it: the stage's declared outputs could not be written anyw
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -49,7 +50,14 @@ class CurveLog:
                               "with `pip install -c constraints.txt -e .` (or `make setup`)") from err
         self.directory = Path(directory)
         self._timestamps = timestamps
-        self._live = Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None)
+        # Start empty ourselves: DVCLive keeps earlier curves when DVCLIVE_RESUME is set in the environment, and the
+        # hashed curves must hold this run's rows only.
+        shutil.rmtree(self.directory / "plots", ignore_errors=True)
+        (self.directory / METRICS_FILE).unlink(missing_ok=True)
+        self._live = Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None, resume=False)
+        # dvc.yaml declares the plots folder: it exists even for a stage that logs no row (zero-shot, a released or
+        # official teacher without a curve), as an empty folder, which DVC tracks.
+        curve_file(self.directory, "any").parent.mkdir(parents=True, exist_ok=True)
         self._closed = False
 
     def log(self, row: Mapping[str, float]) -> None:

@@ -10,9 +10,12 @@ gives the whole curve over k.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 # The prior primitives that genuinely perform each target action, by the target's (NTU) class name.
 MATCHING_PRIMITIVES: dict[str, frozenset[str]] = {
@@ -55,6 +58,10 @@ def mined_hits(
     unknown = sorted(set(pairs["class_name"]) - set(matching))
     if unknown == sorted(set(pairs["class_name"])):
         raise ValueError(f"no mined class has a ground-truth mapping ({unknown}); known: {sorted(matching)}")
+    if unknown:
+        logger.warning("no ground-truth primitives for classes %s: left out of the purity", unknown)
+    if motions["motion_id"].duplicated().any():
+        raise ValueError("the prior's motion table repeats motion ids: it is not a prepared prior's motions.parquet")
     missing = sorted(set(pairs["motion_id"]) - set(motions["motion_id"]))
     if missing:
         raise ValueError(f"{len(missing)} mined motions are not in the prior's motion table (e.g. {missing[:3]}): "

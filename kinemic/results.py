@@ -72,27 +72,34 @@ def flat_params(params: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def comparable_runs(runs: Iterable[Run], reference: Mapping) -> tuple[list[Run], list[str]]:
-    """The runs whose params differ from `reference` (a params.yaml) only in the method switches and the seeds, and
-    the names of the others.
+def differing_params(run: Mapping, reference: Mapping, free: Iterable[str] = ()) -> list[str]:
+    """The dotted keys whose values differ between two params.yaml, apart from `free`, seeds and process counts.
 
-    The table pools runs by method and seed; a study run (another `mining.k`, sampler, filter) or a run of an older
-    commit with other params would otherwise land in a method's row and change it unseen.
     A key that only one side has is not a difference: params are added with the default that keeps the old
     behaviour, so a run of an older commit lacks them. Process counts (`*.nproc`) give the same outputs by design.
     """
-    def compared(params: Mapping) -> dict[str, Any]:
-        return {k: v for k, v in flat_params(params).items()
-                if k not in SEED_PARAMS and k not in METHOD_PARAMS and not k.endswith(".nproc")}
+    ignored = set(free) | set(SEED_PARAMS)
 
-    held = compared(reference)
+    def compared(params: Mapping) -> dict[str, Any]:
+        return {k: v for k, v in flat_params(params).items() if k not in ignored and not k.endswith(".nproc")}
+
+    mine, theirs = compared(run), compared(reference)
+    return sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+
+
+def comparable_runs(runs: Iterable[Run], reference: Mapping) -> tuple[list[Run], list[str]]:
+    """The runs whose params differ from `reference` (a params.yaml) only in the method switches, the seeds and the
+    process counts, and the names of the others.
+
+    The table pools runs by method and seed; a study run (another `mining.k`, sampler, filter) or a run of an older
+    commit with other params would otherwise land in a method's row and change it unseen.
+    """
     kept, left_out = [], []
     for run in runs:
-        flat = compared(run.params)
-        if all(flat[k] == held[k] for k in flat.keys() & held.keys()):
-            kept.append(run)
-        else:
+        if differing_params(run.params, reference, METHOD_PARAMS):
             left_out.append(run.name)
+        else:
+            kept.append(run)
     return kept, left_out
 
 

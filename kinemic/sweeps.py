@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kinemic.results import SEED_PARAMS, Run, flat_params, per_seed
+from kinemic.results import Run, differing_params, per_seed
 from kinemic.statistics import Interval, Table, mean_interval, paired_difference
 
 
@@ -56,12 +56,10 @@ def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] 
     if anchor is None:
         raise ValueError(f"no run has {param}={reference!r}: run the reference value too (it is the baseline of "
                          "every paired difference)")
-    held = {k: v for k, v in flat_params(anchor.params).items() if k != param and k not in SEED_PARAMS}
     by_value: dict[Any, dict[int, Run]] = {}
     left_out = []
     for run in runs:
-        flat = flat_params(run.params)
-        if any(flat.get(k) != v for k, v in held.items()):
+        if differing_params(run.params, anchor.params, [param]):
             left_out.append(run.name)
             continue
         value = param_value(run.params, param)

@@ -50,6 +50,14 @@ def test_step_times_carry_timestamps_and_live_with_the_run_facts(tmp_path):
 def test_no_rows_still_write_metrics(tmp_path):
     write_curves_live(tmp_path / "live", [])  # the zero-shot student trains no step; dvc.yaml declares the file
     assert json.loads((tmp_path / "live" / "metrics.json").read_text()) == {}
+    assert (tmp_path / "live" / "plots").is_dir()  # the declared plots output exists, empty
+
+
+def test_a_resume_request_in_the_environment_does_not_append(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVCLIVE_RESUME", "true")
+    write_curves_live(tmp_path / "live", ROWS)
+    write_curves_live(tmp_path / "live", ROWS[:1])
+    assert curve_file(tmp_path / "live", "loss").read_text() == "step\tloss\n2\t1.5\n"
 
 
 def test_a_row_needs_its_step(tmp_path):

@@ -59,6 +59,15 @@ def test_pairs_from_another_prior_fail_naming_the_stage():
         mined_hits(pairs, motions[motions.motion_id != "000002"], segments)
 
 
+def test_unmapped_classes_are_named_and_repeated_ids_refused(caplog):
+    pairs, motions, segments = _world()
+    other = pairs.assign(class_name="juggling")
+    hits = mined_hits(pd.concat([pairs, other]), motions, segments)
+    assert set(hits["class_name"]) == {"side kick"} and "juggling" in caplog.text
+    with pytest.raises(ValueError, match="repeats motion ids"):
+        mined_hits(pairs, pd.concat([motions, motions]), segments)
+
+
 def test_every_embedded_target_class_has_a_mapping_to_prior_primitives():
     from kinemic.formats.ntu import action_name
     from kinemic.synthetic.primitives import PRIMITIVES
