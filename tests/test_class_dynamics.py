@@ -1,0 +1,36 @@
+"""Per-class dynamics: a class collapsed to a static pose is flagged even when the set's mean speed looks fine."""
+
+import numpy as np
+import pytest
+
+from kinemic.class_dynamics import compare_classes
+from kinemic.metrics import motion_dynamics
+from kinemic.skeleton import FPS
+
+
+def _moving(rng, frames=40, amplitude=0.2):
+    t = np.linspace(0, 2 * np.pi, frames)[:, None, None]
+    base = rng.normal(size=(1, 22, 3)) * 0.3
+    return base + amplitude * np.sin(t + rng.uniform(0, 6, size=(1, 22, 3)))
+
+
+def test_a_static_class_is_flagged_beside_a_fast_one():
+    rng = np.random.default_rng(0)
+    real = [_moving(rng) for _ in range(6)]
+    real_labels = np.array([0, 0, 0, 1, 1, 1])
+    static = [np.repeat(_moving(rng)[:1], 40, axis=0) + 1e-4 * rng.normal(size=(40, 22, 3)) for _ in range(3)]
+    fast = [_moving(rng, amplitude=0.4) for _ in range(3)]
+    rows = compare_classes(static + fast, np.array([0, 0, 0, 1, 1, 1]), real, real_labels, ["run", "kick"])
+    run, kick = rows
+    assert run.static and run.speed_ratio < 0.05
+    assert not kick.static and kick.speed_ratio > 1.5
+    # the set-level speed averages the two and looks close to real
+    overall = motion_dynamics(static + fast, FPS)["speed"] / motion_dynamics(real, FPS)["speed"]
+    assert 0.7 < overall < 1.3
+
+
+def test_a_class_without_samples_is_an_error():
+    rng = np.random.default_rng(1)
+    with pytest.raises(ValueError, match="'kick' has 0 synthetic"):
+        compare_classes([_moving(rng)], np.array([0]), [_moving(rng), _moving(rng)], np.array([0, 1]),
+                        ["run", "kick"])
