@@ -7,6 +7,7 @@ static, tilted "running on the spot" is easy to tell apart from a kick). Per cla
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,19 @@ class ClassDynamics:
     @property
     def static(self) -> bool:
         return self.speed_ratio < STATIC_BELOW
+
+
+def class_key(name: str) -> str:
+    """'running on the spot' -> 'running_on_the_spot': a metrics key part."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+def dynamics_metrics(rows: Sequence[ClassDynamics]) -> dict[str, float | int]:
+    """Flat keys for `metrics/summary.json` (prefixed `gen.` there): each class's speed over its real clips', and how
+    many classes are static, so `dvc exp show` and `dvc metrics diff` show a collapsed class."""
+    out: dict[str, float | int] = {"static_classes": int(sum(r.static for r in rows))}
+    out.update({f"speed_ratio.{class_key(r.class_name)}": r.speed_ratio for r in rows})
+    return out
 
 
 def class_dynamics(synthetic: SyntheticSet, real: PreparedTarget) -> list[ClassDynamics]:

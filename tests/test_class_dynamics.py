@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kinemic.class_dynamics import compare_classes
+from kinemic.class_dynamics import class_key, compare_classes, dynamics_metrics
 from kinemic.metrics import motion_dynamics
 from kinemic.skeleton import FPS
 
@@ -34,3 +34,16 @@ def test_a_class_without_samples_is_an_error():
     with pytest.raises(ValueError, match="'kick' has 0 synthetic"):
         compare_classes([_moving(rng)], np.array([0]), [_moving(rng), _moving(rng)], np.array([0, 1]),
                         ["run", "kick"])
+
+
+def test_metrics_name_each_class_and_count_the_static_ones():
+    rng = np.random.default_rng(2)
+    real = [_moving(rng) for _ in range(4)]
+    static = [np.repeat(_moving(rng)[:1], 40, axis=0) for _ in range(2)]
+    rows = compare_classes(static + real[2:], np.array([0, 0, 1, 1]), real, np.array([0, 0, 1, 1]),
+                           ["running on the spot", "butt kicks (kick backward)"])
+    metrics = dynamics_metrics(rows)
+    assert metrics["static_classes"] == 1
+    assert metrics["speed_ratio.running_on_the_spot"] == 0.0
+    assert metrics["speed_ratio.butt_kicks_kick_backward"] == pytest.approx(1.0)
+    assert class_key("Cross toe-touch") == "cross_toe_touch"
