@@ -94,28 +94,12 @@ def write_confusion(
     plt.close(fig)
 
 
-def write_curves(rows: Sequence[Mapping[str, float]], tsv: Path, png: Path, title: str,
-                 columns: Sequence[str] | None = None) -> None:
-    """Training curves: a TSV with `step` and one column per quantity (DVC plot) and a PNG with one panel each.
-
-    `columns` fixes the TSV's columns (empty cells where a run has no such quantity), so one plot definition in
-    dvc.yaml fits every method; by default they are the last row's. The PNG shows the columns that have values.
-    """
-    if not rows:
-        raise ValueError("no curve rows to write")
-    columns = list(columns) if columns is not None else [k for k in rows[-1] if k != "step"]
-    tsv.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["\t".join(["step", *columns])]
-    for row in rows:
-        cells = [f"{row[c]:.6g}" if c in row else "" for c in columns]
-        lines.append("\t".join([str(int(row["step"])), *cells]))
-    tsv.write_text("\n".join(lines) + "\n")
-    plot_curves(rows, png, title, columns)
-
-
 def plot_curves(rows: Sequence[Mapping[str, float]], png: Path, title: str,
                 columns: Sequence[str] | None = None) -> None:
-    """The PNG of `write_curves` alone (one panel per column with values), for curves whose data DVCLive writes."""
+    """Training curves as a PNG, one panel per column that has values (their data DVCLive writes, kinemic.live).
+
+    `columns` fixes the panels' order, so every method's plot reads alike; by default they are the last row's.
+    """
     if not rows:
         raise ValueError("no curve rows to plot")
     columns = list(columns) if columns is not None else [k for k in rows[-1] if k != "step"]

@@ -131,6 +131,11 @@ class TrainConfig:
     def uses_prior(self) -> bool:
         return self.method == "kinemic"
 
+    @property
+    def learning_rate(self) -> float:
+        """The constant rate the student trains at: a randomly initialised model gets `scratch_lr`."""
+        return self.scratch_lr if self.method == "scratch" else self.lr
+
 
 # --------------------------------------------------------------------------------------------------------------------
 # data
@@ -473,7 +478,7 @@ def train_student(
     parts = build_student(teacher.model, num_classes, config)
     parts.student.train()
     diffusion = teacher.diffusion()
-    lr = config.scratch_lr if config.method == "scratch" else config.lr
+    lr = config.learning_rate
     clipped = [p for p in parts.student.parameters() if p.requires_grad]
     if parts.mic is not None:
         clipped += list(parts.mic.parameters())

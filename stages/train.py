@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     bar = tqdm(total=config.steps if config.method != "zeroshot" else 0, desc=f"train[{config.method}]", unit="step",
                mininterval=5)
 
-    lr = config.scratch_lr if config.method == "scratch" else config.lr  # constant: the student has no schedule
+    lr = config.learning_rate  # constant: the student has no schedule
     curve, timing = CurveLog(args.live), CurveLog(run_facts_dir(args.params, "train"), timestamps=True)
     last = [0, time.perf_counter()]
 

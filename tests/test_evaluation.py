@@ -14,7 +14,7 @@ from kinemic.evaluation import EvaluateConfig, FeatureExtractorConfig, training_
 from kinemic.generation import GenerateConfig, SyntheticSet
 from kinemic.io import atomic_output_dir, read_json, write_json
 from kinemic.params import config_from_params
-from kinemic.report import summarize_accuracy, write_accuracy_plot, write_confusion, write_curves
+from kinemic.report import plot_curves, summarize_accuracy, write_accuracy_plot, write_confusion
 from kinemic.target_set import PreparedTarget
 
 
@@ -84,8 +84,10 @@ def test_summary_statistics_and_plots(tmp_path):
                     tmp_path / "c.png", "t")
     rows = (tmp_path / "c.csv").read_text().splitlines()
     assert rows[0] == "actual,predicted" and rows.count("a,a") == 3 and rows.count("b,a") == 1 and len(rows) == 10
-    write_curves([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}], tmp_path / "l.tsv", tmp_path / "l.png", "t")
-    assert (tmp_path / "l.tsv").read_text().splitlines() == ["step\tloss", "1\t2", "2\t1"]
+    plot_curves([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}], tmp_path / "l.png", "t", ["loss", "absent"])
+    assert (tmp_path / "l.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="no curve rows"):
+        plot_curves([], tmp_path / "empty.png", "t")
     with pytest.raises(ValueError, match="no per-seed"):
         summarize_accuracy({})
 

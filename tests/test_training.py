@@ -235,3 +235,9 @@ def test_window_filter_reports_what_it_keeps_and_off_changes_nothing():
     assert [r["target_rec"] for r in loose.losses] == [r["target_rec"] for r in plain.losses]
     with pytest.raises(ValueError, match="window_speed_ratio"):
         _config(window_speed_ratio=0.5)
+
+
+def test_only_the_scratch_student_trains_at_the_scratch_rate():
+    assert TrainConfig(method="scratch", lr=2e-5, scratch_lr=1e-4).learning_rate == 1e-4
+    assert TrainConfig(method="lora", lr=2e-5, scratch_lr=1e-4).learning_rate == 2e-5
+    assert TrainConfig(method="kinemic", lr=2e-5, scratch_lr=1e-4).learning_rate == 2e-5
