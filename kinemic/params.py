@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import math
 import numbers
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,12 +24,27 @@ T = TypeVar("T")
 DEFAULT_PARAMS = Path("params.yaml")
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats as YAML 1.2 (DVC's writer) does: `dvc exp run -S train.lr=2.0e-05` writes
+    `lr: 2e-05`, which YAML 1.1 would read as text. Quoted values stay text."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def parse_params(text: str) -> Any:
+    """A params file's text as data (see ParamsLoader)."""
+    return yaml.load(text, Loader=ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run stages from the repository root")
-    with path.open() as fh:
-        params = yaml.safe_load(fh) or {}
+    params = parse_params(path.read_text()) or {}
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
     return params
@@ -45,6 +62,18 @@ def load_section(section: str, path: str | Path = DEFAULT_PARAMS) -> dict[str, A
     if not isinstance(node, dict):
         raise ValueError(f"{path}: section '{section}' must be a mapping, got {node!r}")
     return node
+
+
+def flat_params(params: Mapping, prefix: str = "") -> dict[str, Any]:
+    """{'train.seed': 42, ...}: nested params as dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_params(value, name + "."))
+        else:
+            out[name] = value
+    return out
 
 
 def config_from_params(cls: type[T], values: dict[str, Any] | None, section: str) -> T:

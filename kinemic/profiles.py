@@ -3,20 +3,26 @@
     python -m kinemic.profiles list
     python -m kinemic.profiles show paper
     python -m kinemic.profiles apply paper [--params params.yaml]
+    dvc exp run $(python -m kinemic.profiles args benchmark) -S prepare_target.seed=1
 
 `apply` writes the overrides into params.yaml in place (comments and key order are kept, via ruamel.yaml), so the
 switch is an ordinary params change: `dvc params diff` lists it, `dvc repro` / `dvc exp run` run what it affects, and
 `git checkout params.yaml` undoes it. A key the profile names must already exist in params.yaml, so a typo fails.
+`args` prints the same change as `dvc exp run -S key=value` options instead, for an experiment that leaves the
+workspace's params.yaml alone (one option per changed value, JSON-written so DVC's override grammar reads it back).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+
+from kinemic.params import flat_params, parse_params
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
@@ -55,9 +61,13 @@ def merge(params: dict, changes: dict, where: str = "") -> list[str]:
     return changed
 
 
+NESTED_SECTIONS = ("synthetic.prior", "synthetic.target", "synthetic.previews")  # the world's parts, merged too
+
+
 def key_is_section(dotted: str) -> bool:
-    """Top-level sections merge; values that are themselves mappings (e.g. teacher.text) are replaced whole."""
-    return "." not in dotted
+    """Top-level sections (and the embedded world's parts) merge; values that are themselves mappings
+    (e.g. teacher.text) are replaced whole."""
+    return "." not in dotted or dotted in NESTED_SECTIONS
 
 
 def apply(name: str, params_path: Path, root: Path = PROFILES_DIR) -> list[str]:
@@ -69,9 +79,46 @@ def apply(name: str, params_path: Path, root: Path = PROFILES_DIR) -> list[str]:
     return changed
 
 
+def profiled_params(name: str, params_path: Path, root: Path = PROFILES_DIR) -> dict[str, Any]:
+    """The params `apply` would write, as plain data; the file is left alone."""
+    params = parse_params(params_path.read_text())
+    merge(params, json.loads(json.dumps(overrides(name, root))))
+    return params
+
+
+def override_text(value: Any) -> str:
+    """A value as DVC's (hydra's) override grammar reads it back: JSON, with floats always written as floats (hydra
+    reads `2e-05` as a string, `2.0e-05` as a number)."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        text = repr(value)
+        mantissa, _, exponent = text.partition("e")
+        return f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else text
+    return json.dumps(value, separators=(",", ":"))
+
+
+def dvc_set_args(name: str, params_path: Path, root: Path = PROFILES_DIR) -> list[str]:
+    """`-S key=value` options for `dvc exp run` that make the experiment's params what `apply` would write."""
+    old = flat_params(parse_params(params_path.read_text()))
+    new = flat_params(profiled_params(name, params_path, root))
+    dropped = sorted(old.keys() - new.keys())
+    if dropped:
+        raise ValueError(f"profile {name!r} replaces a mapping and drops {dropped}, which `-S` cannot express: "
+                         f"use `python -m kinemic.profiles apply {name}` instead")
+    options = []
+    for key, value in new.items():
+        if key in old and old[key] == value:
+            continue
+        text = override_text(value)
+        if any(c.isspace() for c in text):
+            raise ValueError(f"profile {name!r} sets {key} to {value!r}, whose spaces a shell's $(...) would split: "
+                             f"use `python -m kinemic.profiles apply {name}` instead")
+        options += ["-S", f"{'' if key in old else '+'}{key}={text}"]  # '+': a key params.yaml lacks (hydra)
+    return options
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kinemic.profiles", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("list", "show", "apply"))
+    parser.add_argument("command", choices=("list", "show", "apply", "args"))
     parser.add_argument("name", nargs="?")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
@@ -82,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.command} needs a profile name")
     if args.command == "show":
         sys.stdout.write(profile_path(args.name).read_text())
+        return
+    if args.command == "args":
+        print(" ".join(dvc_set_args(args.name, args.params)))
         return
     changed = apply(args.name, args.params)
     print(f"{args.params}: {len(changed)} value(s) changed by profile {args.name!r}:")

@@ -1,8 +1,10 @@
 """The results table: DVC runs grouped into the paper's rows, with paired intervals (kinemic.statistics).
 
 One row per method. Runs of the same method with different `train.seed` are its generator seeds; the classifier seeds
-are `evaluate.seeds` inside each run. Real only and all real come from their own experiments when present, else from
-any run's `metrics/baselines.json` (the same seeds and protocol). A difference whose interval contains zero is a tie.
+are `evaluate.seeds` inside each run; runs with different `prepare_target.seed` are few-shot draws (the wider
+benchmark, profiles/benchmark.yaml), each compared with its own draw's real-only baseline. Real only and all real come
+from their own experiments when present, else from a run's `metrics/baselines.json` of the same draw (the same seeds
+and protocol). A difference whose interval contains zero is a tie.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from kinemic.statistics import Interval, Table, gap_closure, mean_interval, paired_difference, spread_sources
+from kinemic.params import flat_params
+from kinemic.statistics import DrawTable, Interval, gap_closure, mean_interval, paired_difference, spread_sources
 
 REAL_ONLY, ALL_REAL, FULL = "real data only (few-shot)", "ground truth (all real data)", "KineMIC (full)"
 ROW_ORDER = [REAL_ONLY, "MDM zero-shot", "MDM + LoRA", "MDM from scratch", "KineMIC (Base)", "KineMIC + dist",
              "KineMIC + dww", FULL, ALL_REAL]  # the paper's order
 SEED_PARAMS = ("train.seed", "generate.seed")  # vary between the generators of one row
+DRAW_PARAM = "prepare_target.seed"  # which real clips are the few shots: varies between the draws of a benchmark
 METHOD_PARAMS = ("train.method", "train.use_dist", "train.use_dww", "evaluate.train_data")  # pick the row
 GENERATIVE = ("gen.fid", "gen.recognition_accuracy", "gen.speed", "gen.real.speed", "gen.acceleration",
               "gen.real.acceleration")
@@ -34,6 +38,10 @@ class Run:
     summary: Mapping[str, float]
     baselines: Mapping[str, float] = field(default_factory=dict)
     mining: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def draw(self) -> int:
+        return int((self.params.get("prepare_target") or {}).get("seed", 0))
 
 
 def _metrics(run: dict, path: str) -> dict:
@@ -60,25 +68,14 @@ def dvc_runs(entries: list[dict]) -> list[Run]:
     return runs
 
 
-def flat_params(params: Mapping, prefix: str = "") -> dict[str, Any]:
-    """{'train.seed': 42, ...}: nested params as dotted keys."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flat_params(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def differing_params(run: Mapping, reference: Mapping, free: Iterable[str] = ()) -> list[str]:
-    """The dotted keys whose values differ between two params.yaml, apart from `free`, seeds and process counts.
+    """The dotted keys whose values differ between two params.yaml, apart from `free`, seeds, few-shot draws and
+    process counts.
 
     A key that only one side has is not a difference: params are added with the default that keeps the old
     behaviour, so a run of an older commit lacks them. Process counts (`*.nproc`) give the same outputs by design.
     """
-    ignored = set(free) | set(SEED_PARAMS)
+    ignored = set(free) | set(SEED_PARAMS) | {DRAW_PARAM}
 
     def compared(params: Mapping) -> dict[str, Any]:
         return {k: v for k, v in flat_params(params).items() if k not in ignored and not k.endswith(".nproc")}
@@ -88,8 +85,8 @@ def differing_params(run: Mapping, reference: Mapping, free: Iterable[str] = ())
 
 
 def comparable_runs(runs: Iterable[Run], reference: Mapping) -> tuple[list[Run], list[str]]:
-    """The runs whose params differ from `reference` (a params.yaml) only in the method switches, the seeds and the
-    process counts, and the names of the others.
+    """The runs whose params differ from `reference` (a params.yaml) only in the method switches, the seeds, the
+    few-shot draw and the process counts, and the names of the others.
 
     The table pools runs by method and seed; a study run (another `mining.k`, sampler, filter) or a run of an older
     commit with other params would otherwise land in a method's row and change it unseen.
@@ -128,39 +125,56 @@ def per_seed(values: Mapping[str, float], prefix: str) -> dict[int, float]:
 class Row:
     label: str
     names: tuple[str, ...]
-    table: Table
+    table: DrawTable
     generative: dict[str, float]
 
     @property
     def values(self) -> np.ndarray:
-        return np.array([v for seeds in self.table.values() for v in seeds.values()])
+        return np.array([v for draw in self.table.values() for seeds in draw.values() for v in seeds.values()])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(few-shot draws, generators per draw, classifier seeds): the first draw's counts."""
+        first = self.table[min(self.table)]
+        return len(self.table), len(first), len(next(iter(first.values())))
 
 
 def group_runs(runs: Iterable[Run]) -> dict[str, Row]:
-    """Rows by label; within a row one generator per `train.seed` (the first run of a seed wins)."""
-    grouped: dict[str, dict[int, Run]] = {}
+    """Rows by label; within a row one generator per (few-shot draw, `train.seed`) (the first run of a pair wins)."""
+    grouped: dict[str, dict[tuple[int, int], Run]] = {}
     for run in runs:
         label = method_label(run.params)
         generator = 0 if label in (REAL_ONLY, ALL_REAL) else int(run.params["train"].get("seed", 0))
-        grouped.setdefault(label, {}).setdefault(generator, run)
+        grouped.setdefault(label, {}).setdefault((run.draw, generator), run)
     rows = {}
-    for label, by_seed in grouped.items():
-        table = {g: per_seed(run.summary, "top1") for g, run in sorted(by_seed.items())}
-        generative = {key: float(np.mean([r.summary[key] for r in by_seed.values()])) for key in GENERATIVE
-                      if all(key in r.summary for r in by_seed.values())}
-        rows[label] = Row(label, tuple(r.name for r in by_seed.values()), table, generative)
+    for label, by_key in grouped.items():
+        table: dict[int, dict[int, dict[int, float]]] = {}
+        for (draw, generator), run in sorted(by_key.items()):
+            table.setdefault(draw, {})[generator] = per_seed(run.summary, "top1")
+        generative = {key: float(np.mean([r.summary[key] for r in by_key.values()])) for key in GENERATIVE
+                      if all(key in r.summary for r in by_key.values())}
+        rows[label] = Row(label, tuple(r.name for r in by_key.values()), table, generative)
     return rows
 
 
-def reference_table(rows: Mapping[str, Row], runs: Iterable[Run], label: str, baseline_key: str) -> Table | None:
-    """The real-only / all-real table: its own experiments if run, else a run's baselines.json."""
+def reference_table(rows: Mapping[str, Row], runs: Iterable[Run], label: str, baseline_key: str) -> DrawTable | None:
+    """The real-only / all-real table: its own experiments if run, else per draw a run's baselines.json."""
     if label in rows:
         return rows[label].table
+    table: dict[int, dict[int, dict[int, float]]] = {}
     for run in runs:
         seeds = per_seed(run.baselines, baseline_key)
-        if seeds:
-            return {0: seeds}
-    return None
+        if seeds and run.draw not in table:
+            table[run.draw] = {0: seeds}
+    return dict(sorted(table.items())) or None
+
+
+def on_draws(table: DrawTable | None, draws: Iterable[int]) -> DrawTable | None:
+    """`table` restricted to `draws`, or None when it lacks one of them: comparisons pair by draw."""
+    draws = list(draws)
+    if table is None or any(d not in table for d in draws):
+        return None
+    return {d: table[d] for d in draws}
 
 
 @dataclass(frozen=True)
@@ -175,10 +189,12 @@ class RowStats:
     gap: Interval | None
     generator_std: float
     classifier_std: float
+    draw_std: float = float("nan")
 
 
 def row_stats(rows: Mapping[str, Row], runs: list[Run]) -> list[RowStats]:
-    """Every row's statistics, in the paper's order; comparisons need the same classifier seeds everywhere."""
+    """Every row's statistics, in the paper's order; comparisons need the same classifier seeds everywhere and are
+    made on the row's few-shot draws (left out where the reference lacks one of them)."""
     real = reference_table(rows, runs, REAL_ONLY, "real_only")
     full_real = reference_table(rows, runs, ALL_REAL, "all_real")
     full = rows[FULL].table if FULL in rows else None
@@ -190,19 +206,22 @@ def row_stats(rows: Mapping[str, Row], runs: list[Run]) -> list[RowStats]:
     for label in sorted(rows, key=ROW_ORDER.index):
         row = rows[label]
         values = row.values
+        row_real, row_all, row_full = (on_draws(t, row.table) for t in (real, full_real, full))
         gap = None
-        if real is not None and full_real is not None:
+        if row_real is not None and row_all is not None:
             try:
-                gap = gap_closure(row.table, real, full_real)
+                gap = gap_closure(row.table, row_real, row_all)
             except ValueError:
                 gap = None
         sources = spread_sources(row.table)
         out.append(RowStats(
             row=row, median=float(np.median(values)), mean=float(values.mean()), std=float(values.std()),
             mean_ci=mean_interval(row.table),
-            vs_real_only=paired_difference(row.table, real) if real is not None and label != REAL_ONLY else None,
-            vs_full=paired_difference(row.table, full) if full is not None and label != FULL else None,
+            vs_real_only=paired_difference(row.table, row_real) if row_real is not None and label != REAL_ONLY
+            else None,
+            vs_full=paired_difference(row.table, row_full) if row_full is not None and label != FULL else None,
             gap=gap, generator_std=sources.generator_std, classifier_std=sources.classifier_std,
+            draw_std=sources.draw_std,
         ))
     return out
 
@@ -217,9 +236,13 @@ def _pct(interval: Interval | None, signed: bool = True) -> str:
 
 
 def markdown(stats: list[RowStats]) -> str:
-    """The README's results table."""
-    lines = ["| method | runs (generators x seeds) | median top-1 (%) | mean +- std (%) | mean, 95% CI | "
-             "vs real only (points) | vs full (points) | gap closure | spread: generator / classifier (points) | "
+    """The README's results table; with several few-shot draws, runs count draws too and the spread has a draw part."""
+    draws = any(s.row.shape[0] > 1 for s in stats)
+    runs_header = "runs (draws x generators x seeds)" if draws else "runs (generators x seeds)"
+    spread_header = "generator / classifier / draw" if draws else "generator / classifier"
+    lines = [f"| method | {runs_header} | median top-1 (%) | mean +- std (%) | mean, 95% CI | "
+             "vs real only (points) | vs full (points) | gap closure | "
+             f"spread: {spread_header} (points) | "
              "FID | recognised (%) | speed m/s (real) | accel. m/s2 (real) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in stats:
@@ -230,10 +253,14 @@ def markdown(stats: list[RowStats]) -> str:
                    f"{g['gen.speed']:.2f} ({g['gen.real.speed']:.2f}) | "
                    f"{g['gen.acceleration']:.1f} ({g['gen.real.acceleration']:.1f})")
         gap = "-" if s.gap is None else f"{s.gap.estimate:.2f} [{s.gap.low:.2f}, {s.gap.high:.2f}]"
-        spread = (f"{100 * s.generator_std:.1f} / {100 * s.classifier_std:.1f}" if len(s.row.table) > 1
+        n_draws, generators, seeds = s.row.shape
+        spread = (f"{100 * s.generator_std:.1f} / {100 * s.classifier_std:.1f}" if generators > 1
                   else f"- / {100 * s.classifier_std:.1f}")
-        seeds = len(next(iter(s.row.table.values())))
-        lines.append(f"| {s.row.label} | {len(s.row.table)} x {seeds} | {100 * s.median:.1f} | "
+        runs = f"{generators} x {seeds}"
+        if draws:
+            spread += f" / {100 * s.draw_std:.1f}" if n_draws > 1 else " / -"
+            runs = f"{n_draws} x {runs}"
+        lines.append(f"| {s.row.label} | {runs} | {100 * s.median:.1f} | "
                      f"{100 * s.mean:.1f} +- {100 * s.std:.1f} | {_pct(s.mean_ci, signed=False)} | "
                      f"{_pct(s.vs_real_only)} | {_pct(s.vs_full)} | {gap} | {spread} | {gen} |")
     return "\n".join(lines)

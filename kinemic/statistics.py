@@ -10,6 +10,11 @@ Intervals are percentile bootstraps. One resample draws the classifier seeds onc
 table in the comparison (the pairing), and each table's generator seeds independently (generators of two methods are
 not paired). With one generator per method this is the ordinary paired bootstrap over classifier seeds. With five
 seeds an interval is coarse, and that is the point: a difference whose interval contains zero is a tie.
+
+A benchmark with several few-shot draws (which 10 real clips per class the method sees) adds a third level above
+the generator: every method runs on the same draws, so draws are paired too. One resample then draws the few-shot
+draws with replacement, shared by every table, and inside each drawn draw resamples as above; a table's mean is the
+mean over draws of its draw means. The spread between draws is often the largest: one split decides a 3-class result.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # generator seed -> classifier seed -> top-1. A run with one generator is {generator_seed: per_seed}.
 Table = Mapping[int, Mapping[int, float]]
+# few-shot draw -> Table: a benchmark over several draws. Every function below takes either; a Table is one draw.
+DrawTable = Mapping[int, Table]
 
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
@@ -61,25 +68,58 @@ def as_grid(table: Table) -> tuple[np.ndarray, list[int]]:
     return np.array([[table[g][s] for s in seeds] for g in sorted(table)], dtype=np.float64), seeds
 
 
-def bootstrap(tables: Sequence[Table], statistic: Callable[[np.ndarray], float], confidence: float = CONFIDENCE,
-              resamples: int = RESAMPLES, seed: int = 0) -> Interval:
-    """Percentile interval of `statistic(means)`, where `means[i]` is table i's mean accuracy (see module docstring
-    for what one resample draws). The estimate is the statistic of the observed means."""
+def as_draws(table: Table | DrawTable) -> DrawTable:
+    """A DrawTable as it is, a Table as the one draw 0 (told apart by depth: a Table's values hold numbers)."""
+    if not table:
+        raise ValueError("an accuracy table needs at least one generator seed")
+    inner = next(iter(table.values()))
+    if isinstance(inner, Mapping) and inner and isinstance(next(iter(inner.values())), Mapping):
+        return table  # type: ignore[return-value]
+    return {0: table}  # type: ignore[dict-item]
+
+
+def draw_means(table: Table | DrawTable) -> np.ndarray:
+    """Each few-shot draw's mean top-1, in draw order."""
+    draws = as_draws(table)
+    return np.array([as_grid(draws[d])[0].mean() for d in sorted(draws)])
+
+
+def bootstrap(tables: Sequence[Table | DrawTable], statistic: Callable[[np.ndarray], float],
+              confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0) -> Interval:
+    """Percentile interval of `statistic(means)`, where `means[i]` is table i's mean accuracy over draws (see module
+    docstring for what one resample draws). The estimate is the statistic of the observed means."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    grids = [as_grid(table) for table in tables]
-    seeds = grids[0][1]
-    for _, other in grids[1:]:
-        if other != seeds:
-            raise ValueError(f"paired comparison needs the same classifier seeds everywhere: {seeds} vs {other}")
-    arrays = [grid for grid, _ in grids]
-    estimate = float(statistic(np.array([a.mean() for a in arrays])))
+    benchmark = [as_draws(table) for table in tables]
+    draws = sorted(benchmark[0])
+    for other in benchmark[1:]:
+        if sorted(other) != draws:
+            raise ValueError(f"paired comparison needs the same few-shot draws everywhere: {draws} vs {sorted(other)}")
+    arrays = {}
+    for draw in draws:
+        grids = [as_grid(table[draw]) for table in benchmark]
+        seeds = grids[0][1]
+        for _, other in grids[1:]:
+            if other != seeds:
+                raise ValueError(f"paired comparison needs the same classifier seeds everywhere: {seeds} vs {other}")
+        arrays[draw] = [grid for grid, _ in grids]
+    estimate = float(statistic(np.array([np.mean([arrays[d][i].mean() for d in draws])
+                                         for i in range(len(benchmark))])))
     rng = np.random.default_rng(seed)
-    cols = rng.integers(0, len(seeds), size=(resamples, len(seeds)))  # (R, S): shared by all tables
-    means = np.empty((resamples, len(arrays)))
-    for i, array in enumerate(arrays):
-        rows = rng.integers(0, array.shape[0], size=(resamples, array.shape[0]))  # (R, G)
-        means[:, i] = array[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2))
+    # (R, D): which draw fills each of the D places; shared by all tables. One draw consumes no random numbers,
+    # so a single-draw table gets exactly the two-level bootstrap.
+    picks = rng.integers(0, len(draws), size=(resamples, len(draws))) if len(draws) > 1 else \
+        np.zeros((resamples, 1), dtype=np.int64)
+    means = np.zeros((resamples, len(benchmark)))
+    for place in range(len(draws)):
+        for index, draw in enumerate(draws):
+            chosen = picks[:, place] == index
+            seeds = arrays[draw][0].shape[1]
+            cols = rng.integers(0, seeds, size=(resamples, seeds))  # (R, S): shared by all tables
+            for i, array in enumerate(arrays[draw]):
+                rows = rng.integers(0, array.shape[0], size=(resamples, array.shape[0]))  # (R, G)
+                means[:, i] += np.where(chosen, array[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2)), 0.0)
+    means /= len(draws)
     with np.errstate(divide="ignore", invalid="ignore"):
         values = np.array([statistic(m) for m in means])
     values = values[np.isfinite(values)]
@@ -90,20 +130,21 @@ def bootstrap(tables: Sequence[Table], statistic: Callable[[np.ndarray], float],
     return Interval(estimate, float(low), float(high))
 
 
-def mean_interval(table: Table, **options) -> Interval:
+def mean_interval(table: Table | DrawTable, **options) -> Interval:
     """Mean top-1 with its interval."""
     return bootstrap([table], lambda m: m[0], **options)
 
 
-def paired_difference(method: Table, baseline: Table, **options) -> Interval:
-    """Mean top-1 of `method` minus `baseline`'s, paired on the classifier seed."""
+def paired_difference(method: Table | DrawTable, baseline: Table | DrawTable, **options) -> Interval:
+    """Mean top-1 of `method` minus `baseline`'s, paired on the classifier seed (and the few-shot draw)."""
     return bootstrap([method, baseline], lambda m: m[0] - m[1], **options)
 
 
-def gap_closure(method: Table, real_only: Table, all_real: Table, **options) -> Interval:
+def gap_closure(method: Table | DrawTable, real_only: Table | DrawTable, all_real: Table | DrawTable,
+                **options) -> Interval:
     """(method - real only) / (all real - real only): the share of the gap to full supervision that the method
     closes, comparable across benchmarks (the paper's KineMIC row: (87.2 - 63.1) / (97.1 - 63.1) = 0.71)."""
-    real, full = as_grid(real_only)[0].mean(), as_grid(all_real)[0].mean()
+    real, full = draw_means(real_only).mean(), draw_means(all_real).mean()
     if not full > real:
         raise ValueError(f"gap closure needs all-real accuracy above real-only, got {full:.4f} <= {real:.4f}")
     return bootstrap([method, real_only, all_real], lambda m: (m[0] - m[1]) / (m[2] - m[1]), **options)
@@ -111,21 +152,24 @@ def gap_closure(method: Table, real_only: Table, all_real: Table, **options) -> 
 
 @dataclass(frozen=True)
 class SpreadSources:
-    """Standard deviations of one method's accuracy from the generator seed and from the classifier seed.
+    """Standard deviations of one method's accuracy from the generator seed, the classifier seed and the few-shot draw.
 
     Two-way ANOVA without replication over the (generator, classifier seed) grid, the seeds crossed: the generator
     part is what moves every classifier seed's accuracy together (0 when it cannot be told from noise, NaN with one
     generator); the classifier part is the seed effect plus the residual, what one more classifier seed would vary.
+    With several few-shot draws both are pooled over draws (root mean variance), and the draw part is the standard
+    deviation of the draw means (NaN with one draw), which still holds the other two's noise.
     """
 
     generator_std: float
     classifier_std: float
     generators: int
     classifier_seeds: int
+    draw_std: float = float("nan")
+    draws: int = 1
 
 
-def spread_sources(table: Table) -> SpreadSources:
-    grid, _ = as_grid(table)
+def _grid_sources(grid: np.ndarray) -> SpreadSources:
     generators, seeds = grid.shape
     if generators < 2:
         std = float(grid[0].std(ddof=1)) if seeds > 1 else float("nan")
@@ -140,6 +184,20 @@ def spread_sources(table: Table) -> SpreadSources:
     var_generator = max((ms_generator - ms_residual) / seeds, 0.0)
     var_seed = max((ms_seed - ms_residual) / generators, 0.0)
     return SpreadSources(float(np.sqrt(var_generator)), float(np.sqrt(var_seed + ms_residual)), generators, seeds)
+
+
+def spread_sources(table: Table | DrawTable) -> SpreadSources:
+    draws = as_draws(table)
+    per_draw = [_grid_sources(as_grid(draws[d])[0]) for d in sorted(draws)]
+    if len(per_draw) == 1:
+        return per_draw[0]
+
+    def pooled(values: list[float]) -> float:
+        return float(np.sqrt(np.mean(np.square(values))))
+
+    return SpreadSources(pooled([s.generator_std for s in per_draw]), pooled([s.classifier_std for s in per_draw]),
+                         per_draw[0].generators, per_draw[0].classifier_seeds,
+                         draw_std=float(draw_means(draws).std(ddof=1)), draws=len(per_draw))
 
 
 def compare_with_baselines(per_seed: Mapping[int, float], baselines: Mapping[str, float]) -> dict[str, float]:

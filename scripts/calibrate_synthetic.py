@@ -21,6 +21,7 @@ CNN 0.755 / 0.971. Higher difficulty costs the all-data 1-NN its 90% before it l
 is the largest setting that meets both targets (10-shot roughly 50-75%, all data above 90%) for both classifiers.
 
 Usage: python scripts/calibrate_synthetic.py [--difficulty 0.3 0.5 0.7] [--draws 5] [--seed 0] [--no-cnn]
+       [--classes A010 A023 ...]
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--no-cnn", action="store_true", help="only the 1-NN check")
+    parser.add_argument("--classes", nargs="+", default=list(SyntheticTargetConfig().classes),
+                        help="NTU class tags to build (the wider benchmark: profiles/benchmark.yaml)")
     parser.add_argument("--target-dir", type=Path, help="evaluate an existing target directory instead of building")
     args = parser.parse_args(argv)
     setup_logging()
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             target_dir = existing
             if target_dir is None:
                 target_dir = Path(tmp) / "target"
-                build_target(replace(SyntheticTargetConfig(), difficulty=difficulty), args.seed, target_dir)
+                build_target(replace(SyntheticTargetConfig(), difficulty=difficulty, classes=tuple(args.classes)),
+                             args.seed, target_dir)
             x, labels, train = load_processed(target_dir)
         res = evaluate(x, labels, train, args.draws, args.shots, args.seed, not args.no_cnn)
         name = f"difficulty {difficulty:.2f}" if difficulty is not None else str(existing)

@@ -1,18 +1,29 @@
 """Queue the experiments of the results table: every method of the paper, on several generator seeds.
 
-    python scripts/queue_results.py [--generator-seeds 42 43 44] [--dry-run]
+    python scripts/queue_results.py [--generator-seeds 42 43 44] [--methods full zeroshot] [--dry-run]
+    python scripts/queue_results.py --profile benchmark --draws 0 1 2 --generator-seeds 42 --methods full zeroshot
     dvc queue start -j 1 && python scripts/results_table.py
 
 Each method runs once per generator seed (`train.seed`, the student's training and hence its samples; 42 is the
 default run's). The classifier seeds are `evaluate.seeds` inside every run, the same for all, so results_table pairs
 them; real data only and all real data come from stage `baselines` of any run, so they need no experiment of their own.
 Zero-shot trains nothing: its generator seeds differ only in sampling (`generate.seed` is varied with them).
+With `--profile` every experiment carries the profile's params (kinemic.profiles args) and runs once per few-shot
+draw (`prepare_target.seed`); results_table pairs each draw with its own real-only baseline.
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from kinemic.profiles import dvc_set_args  # noqa: E402
 
 METHODS = {  # experiment name -> the -S overrides of the paper's rows (README "Methods and ablations")
     "full": [],
@@ -26,18 +37,25 @@ METHODS = {  # experiment name -> the -S overrides of the paper's rows (README "
 DEFAULT_TRAIN_SEED = 42
 
 
-def queue_commands(generator_seeds: list[int], methods: list[str] | None = None) -> list[list[str]]:
-    """`dvc exp run --queue` command lines; the default run (full method, seed 42) is the workspace's: left out."""
+def queue_commands(generator_seeds: list[int], methods: list[str] | None = None, profile_args: list[str] | None = None,
+                   draws: list[int] | None = None, prefix: str = "") -> list[list[str]]:
+    """`dvc exp run --queue` command lines. Without a profile the default run (full method, seed 42, draw 0) is the
+    workspace's and is left out; with one (`profile_args`, `prefix` naming it) every run is queued."""
     commands = []
-    for name in methods or list(METHODS):
-        for seed in generator_seeds:
-            if name == "full" and seed == DEFAULT_TRAIN_SEED:
-                continue
-            sets = [*METHODS[name], f"train.seed={seed}"]
-            if name == "zeroshot":
-                sets.append(f"generate.seed={seed}")
-            commands.append(["dvc", "exp", "run", "--queue", "-n", f"{name}-g{seed}",
-                             *[arg for s in sets for arg in ("-S", s)]])
+    for draw in draws or [None]:
+        for name in methods or list(METHODS):
+            for seed in generator_seeds:
+                if name == "full" and seed == DEFAULT_TRAIN_SEED and profile_args is None and not draw:
+                    continue
+                sets = [*METHODS[name], f"train.seed={seed}"]
+                if name == "zeroshot":
+                    sets.append(f"generate.seed={seed}")
+                label = f"{prefix}{name}-g{seed}"
+                if draw is not None:
+                    sets.append(f"prepare_target.seed={draw}")
+                    label = f"{prefix}{name}-d{draw}-g{seed}"
+                commands.append(["dvc", "exp", "run", "--queue", "-n", label, *(profile_args or []),
+                                 *[arg for s in sets for arg in ("-S", s)]])
     return commands
 
 
@@ -45,9 +63,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator-seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None)
+    parser.add_argument("--profile", help="a profile of profiles/ that every experiment carries (e.g. benchmark)")
+    parser.add_argument("--draws", type=int, nargs="+", help="few-shot draws (prepare_target.seed) to run each on")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of queueing them")
     args = parser.parse_args()
-    for command in queue_commands(args.generator_seeds, args.methods):
+    profile_args = dvc_set_args(args.profile, args.params) if args.profile else None
+    prefix = f"{args.profile}-" if args.profile else ""
+    for command in queue_commands(args.generator_seeds, args.methods, profile_args, args.draws, prefix):
         print(" ".join(command))
         if not args.dry_run:
             subprocess.run(command, check=True)

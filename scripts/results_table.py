@@ -1,6 +1,6 @@
 """Compare experiments: the results table with paired intervals, and a bar chart, from DVC experiments.
 
-    python scripts/results_table.py [--out plots/compare.png] [-- DVC EXP SHOW OPTIONS]
+    python scripts/results_table.py [--out plots/compare.png] [--profile benchmark] [-- DVC EXP SHOW OPTIONS]
 
 Reads `dvc exp show --json` with the given options (default `--all-commits`: the workspace, every commit and their
 finished experiments; `-- --rev <commit>` keeps one commit's) and prints one row per method (kinemic.results): runs of
@@ -8,7 +8,8 @@ one method with different `train.seed` are pooled as its generator seeds. Each r
 top-1, the 95 % bootstrap interval of the mean, the paired differences to real only and to the full method, the gap
 closure, the spread split into generator and classifier parts, and the generative metrics. Runs whose params differ
 from params.yaml in anything but the method switches and the seeds (a study's runs, an older recipe) are left out and
-named. The README's results table is produced this way.
+named; `--profile` compares with params.yaml under that profile instead (the wider benchmark's runs). Runs of several
+few-shot draws (`prepare_target.seed`) are paired by draw. The README's results table is produced this way.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import subprocess
 from pathlib import Path
 
 import matplotlib
-import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from kinemic.params import parse_params  # noqa: E402
+from kinemic.profiles import profiled_params  # noqa: E402
 from kinemic.results import comparable_runs, dvc_runs, group_runs, markdown, row_stats  # noqa: E402
 
 
@@ -32,15 +34,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("plots/compare.png"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                         help="runs must match these params except the method switches and seeds (kinemic.results)")
+    parser.add_argument("--profile", help="compare with --params under this profile (e.g. benchmark)")
     parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
     args = parser.parse_args()
     shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
                            text=True).stdout
-    runs, left_out = comparable_runs(dvc_runs(json.loads(shown)), yaml.safe_load(args.params.read_text()))
+    reference = profiled_params(args.profile, args.params) if args.profile else parse_params(args.params.read_text())
+    runs, left_out = comparable_runs(dvc_runs(json.loads(shown)), reference)
     stats = row_stats(group_runs(runs), runs)
     print(markdown(stats))
     if left_out:
-        print(f"\nLeft out, other params than {args.params} beyond method and seeds: {', '.join(left_out)}")
+        against = f"{args.params} with profile {args.profile}" if args.profile else str(args.params)
+        print(f"\nLeft out, other params than {against} beyond method and seeds: {', '.join(left_out)}")
     if stats:
         fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(stats) + 1), dpi=100)
         means = [100 * s.mean for s in stats]

@@ -115,3 +115,49 @@ def test_the_results_queue_covers_every_method_and_generator_seed():
         for key in (command[i + 1].split("=")[0] for i, a in enumerate(command) if a == "-S"):
             section, name = key.split(".")
             assert name in params[section], key
+
+
+def _draw_run(name, draw, offset, **kw):
+    """A run on few-shot draw `draw`, whose real-only baseline sits `draw` x 10 points above BASE."""
+    params = _params(**kw)
+    params["prepare_target"] = {"seed": draw}
+    shift = 0.10 * draw
+    baselines = {**{f"real_only.seed_{s}": v + shift for s, v in BASE.items()},
+                 **{f"all_real.seed_{s}": v + 0.40 for s, v in BASE.items()}}
+    summary = _summary(shift + offset)
+    return Run(name, params, summary, baselines)
+
+
+def test_few_shot_draws_pair_with_their_own_real_only_baseline():
+    runs = [_draw_run(f"full-d{d}", d, 0.05) for d in (0, 1, 2)]
+    runs += [_draw_run(f"zs-d{d}", d, 0.02, method="zeroshot") for d in (0, 1)]  # one draw short
+    kept, left_out = comparable_runs(runs, {**_params(), "prepare_target": {"seed": 0}})
+    assert left_out == [] and len(kept) == 5  # the draw is not a study parameter
+    rows = group_runs(kept)
+    assert rows[FULL].shape == (3, 1, 3) and rows["MDM zero-shot"].shape == (2, 1, 3)
+    stats = {s.row.label: s for s in row_stats(rows, kept)}
+    full, zeroshot = stats[FULL], stats["MDM zero-shot"]
+    # paired by draw: exactly +5 points although the draws' levels differ by 20
+    assert full.vs_real_only.estimate == pytest.approx(0.05) and full.vs_real_only.low == pytest.approx(0.05)
+    assert stats[REAL_ONLY].row.shape == (3, 1, 3) and stats[REAL_ONLY].draw_std == pytest.approx(0.10)
+    # zero-shot ran on draws 0 and 1 only: compared on those, with the full method's same draws
+    assert zeroshot.vs_real_only.estimate == pytest.approx(0.02) and zeroshot.vs_full.estimate == pytest.approx(-0.03)
+    table = markdown(list(stats.values()))
+    assert "runs (draws x generators x seeds)" in table and "| KineMIC (full) | 3 x 1 x 3 |" in table
+    assert "generator / classifier / draw" in table
+
+
+def test_the_benchmark_queue_runs_every_method_on_every_draw():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "queue_results.py"
+    spec = importlib.util.spec_from_file_location("queue_results", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    profile = ["-S", "prepare_target.classes=[10,23]"]
+    commands = module.queue_commands([42], ["full", "zeroshot"], profile, [0, 1, 2], "benchmark-")
+    names = [c[c.index("-n") + 1] for c in commands]
+    assert names == [f"benchmark-{m}-d{d}-g42" for d in (0, 1, 2) for m in ("full", "zeroshot")]
+    for command, name in zip(commands, names, strict=True):
+        assert command[6:8] == profile and f"prepare_target.seed={name[-5]}" in command

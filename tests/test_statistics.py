@@ -86,3 +86,35 @@ def test_report_keys_pair_the_method_with_the_baselines():
     assert out["top1.mean.ci_low"] < out["top1.mean"] < out["top1.mean.ci_high"]
     with pytest.raises(ValueError, match="re-run stage `baselines`"):
         compare_with_baselines({**SHARED, 6: 0.5}, baselines)
+
+
+def _draws(offsets: dict[int, float], method: float = 0.0) -> dict[int, dict[int, dict[int, float]]]:
+    """Few-shot draw -> a one-generator table, the draw moving every seed by its offset."""
+    return {draw: _table(offset + method) for draw, offset in offsets.items()}
+
+
+def test_one_draw_is_exactly_the_two_level_bootstrap():
+    table = {0: SHARED, 1: {s: v + 0.03 for s, v in SHARED.items()}}
+    assert mean_interval({7: table}) == mean_interval(table)
+    assert paired_difference({7: table}, {7: _table(0.0)}) == paired_difference(table, _table(0.0))
+    assert spread_sources({7: table}) == spread_sources(table)
+
+
+def test_draws_are_paired_and_their_spread_widens_the_mean():
+    """Three draws far apart (the split decides the level), the method 4 points above real-only on each: the
+    difference is exact, the mean's interval spans the draws and the draw spread is reported."""
+    offsets = {0: -0.10, 1: 0.0, 2: 0.12}
+    method, real = _draws(offsets, 0.04), _draws(offsets)
+    diff = paired_difference(method, real)
+    assert diff.estimate == pytest.approx(0.04) and diff.high - diff.low == pytest.approx(0.0, abs=1e-12)
+    wide, one = mean_interval(method), mean_interval(_table(0.04))
+    assert wide.high - wide.low > 1.3 * (one.high - one.low)
+    assert wide.estimate == pytest.approx(np.mean(list(SHARED.values())) + 0.04 + np.mean(list(offsets.values())))
+    sources = spread_sources(method)
+    assert sources.draws == 3 and sources.draw_std == pytest.approx(np.std(list(offsets.values()), ddof=1))
+    assert gap_closure(method, real, _draws(offsets, 0.16)).estimate == pytest.approx(0.25)
+
+
+def test_draws_must_match_between_compared_tables():
+    with pytest.raises(ValueError, match="same few-shot draws"):
+        paired_difference(_draws({0: 0.0, 1: 0.0}), _draws({0: 0.0, 2: 0.0}))
