@@ -20,15 +20,16 @@ masks, which each rank draws for its own slice.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -88,8 +89,10 @@ class TeacherConfig:
     release: str = "releases/teacher"  # the released teacher's folder (kinemic.teacher_release)
     official_checkpoint: str = ""
     official_args: str = ""  # optional args.json; by default the one beside the checkpoint is used
-    model: dict = field(default_factory=dict)  # MDMConfig fields; text_dim comes from the text encoder
-    text: dict = field(default_factory=lambda: {"encoder": "minilm", "options": {}, "normalize": True})
+    # Params give these two as mappings; the config holds them typed (`params` gives the mappings as given). The
+    # model's text_dim is the text encoder's (`build_mdm_config`): the one here is MDMConfig's default unless given.
+    model: MDMConfig = field(default_factory=dict)  # MDMConfig fields; {}: all of its defaults
+    text: TextSpec = field(default_factory=TextSpec)  # {encoder, options, normalize}
     diffusion_steps: int = 1000
     noise_schedule: str = "cosine"
     steps: int = 2000
@@ -139,8 +142,37 @@ class TeacherConfig:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
                     non_negative=("weight_decay", "guidance", "preview_steps"))
-        TextSpec.from_dict(self.text)
-        MDMConfig.from_dict(self.model)  # keys and values checked here, before any data loads (text_dim comes later)
+        # Keys and values checked here, before any data loads. The mappings as given stay beside the typed views:
+        # they are what the resume fingerprint and a release's recipe hold (`params`).
+        given = {"model": _as_mapping("model", self.model, MDMConfig),
+                 "text": _as_mapping("text", self.text, TextSpec)}
+        object.__setattr__(self, "text", TextSpec.from_dict(given["text"]))
+        object.__setattr__(self, "model", MDMConfig.from_dict(given["model"]))
+        object.__setattr__(self, "_given", given)
+
+    def params(self) -> dict[str, Any]:
+        """The fields as params give them: `model` and `text` as the mappings given, not their typed views.
+
+        A resume checkpoint is found by the hash of these (`run_fingerprint`) and a release records them as its
+        recipe, so a key left out (a default) stays left out: expanding `model` to every MDMConfig field would change
+        the fingerprint of every existing run. A typed value given directly counts as all of its fields.
+        """
+        fields = dataclasses.asdict(self)
+        fields.update(copy.deepcopy(self._given))
+        return fields
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate the loop applies at the update that follows `step` completed steps."""
+        return scheduled_lr(self.lr, step, self.steps, self.lr_schedule, self.warmup_steps)
+
+
+def _as_mapping(name: str, value: Any, typed: type) -> dict[str, Any]:
+    """A nested section as params give it: a copy of the mapping, or every field of a typed value given directly."""
+    if isinstance(value, typed):
+        return typed.to_dict(value)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"teacher.{name} must be a mapping of {typed.__name__} fields, got {value!r}")
+    return copy.deepcopy(dict(value))
 
 
 @dataclass
@@ -242,6 +274,21 @@ class WeightAverage:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+class LoggedStep(NamedTuple):
+    """A point of the pretraining curve: the mean loss of the logging window that `step` closes, and the learning rate
+    of that step's update."""
+
+    step: int
+    loss: float
+    lr: float
+
+
+def logged_curve(losses: Sequence[tuple[int, float]], config: TeacherConfig) -> list[LoggedStep]:
+    """A run's (step, loss) log with the rate the loop applied at each logged step: the update that completed step s
+    ran at `config.lr_at(s - 1)`. For what keeps only (step, loss): a resumed run's earlier steps, a release's curve."""
+    return [LoggedStep(step, loss, config.lr_at(step - 1)) for step, loss in losses]
+
+
 @dataclass
 class PretrainResult:
     teacher: TeacherCheckpoint
@@ -257,7 +304,7 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     two runs' weights.
     """
     digest = hashlib.sha256()
-    fields = dataclasses.asdict(config)
+    fields = config.params()  # model and text as given, as before they were typed: old checkpoints still match
     if fields["ema_decay"] == 0.0:  # EMA off: the same identity as before the field existed, so resumes still match
         del fields["ema_decay"]
     del fields["card"]  # the card scores the finished teacher; it does not shape the run
@@ -281,11 +328,11 @@ def prior_hash(prior: PreparedPrior) -> str:
 
 
 def build_mdm_config(config: TeacherConfig, text_dim: int) -> MDMConfig:
-    fields = dict(config.model)
-    if "text_dim" in fields and fields["text_dim"] != text_dim:
-        raise ValueError(f"teacher.model.text_dim={fields['text_dim']} differs from the text encoder's dim {text_dim}")
-    fields["text_dim"] = text_dim
-    return MDMConfig.from_dict(fields)
+    """The teacher's MDM config with the text encoder's width (a `teacher.model.text_dim` given must agree)."""
+    given = config.params()["model"]
+    if "text_dim" in given and given["text_dim"] != text_dim:
+        raise ValueError(f"teacher.model.text_dim={given['text_dim']} differs from the text encoder's dim {text_dim}")
+    return dataclasses.replace(config.model, text_dim=text_dim)
 
 
 def pretrain_teacher(
@@ -294,13 +341,14 @@ def pretrain_teacher(
     config: TeacherConfig,
     text_encoder: dict[str, Any],
     resume_dir: Path | None = None,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[LoggedStep, int], None] | None = None,
     stop_after: int | None = None,
 ) -> PretrainResult:
     """Pretrain an MDM on the prepared prior's captioned motions.
 
     `embed` maps captions to text embeddings (the same encoder the teacher will be prompted with). `resume_dir` holds
     the resume checkpoint; `stop_after` ends early after that many steps (it simulates an interruption in tests).
+    `progress(row, total)` gets every logged point of the curve, with the learning rate its step was trained at.
 
     Under torchrun every process calls this: it joins the process group (created here unless the caller made one)
     and trains on its slice of each global batch. Every rank returns the same teacher; rank 0 alone reports
@@ -317,7 +365,7 @@ def _pretrain(
     config: TeacherConfig,
     text_encoder: dict[str, Any],
     resume_dir: Path | None,
-    progress: Callable[[int, int, float], None] | None,
+    progress: Callable[[LoggedStep, int], None] | None,
     stop_after: int | None,
     device: torch.device,
     world: World,
@@ -385,8 +433,9 @@ def _pretrain(
             _skip_condition_draws(generator, len(motions), mdm_config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # under DDP: the gradients averaged over the ranks' equal slices, i.e. the batch's gradient
+        lr = config.lr_at(step)
         for group in optimizer.param_groups:
-            group["lr"] = scheduled_lr(config.lr, step, config.steps, config.lr_schedule, config.warmup_steps)
+            group["lr"] = lr
         optimizer.step()
         if ema is not None:
             ema.update(model)
@@ -397,7 +446,7 @@ def _pretrain(
             losses.append((step, running / count))
             running, count = 0.0, 0
             if progress is not None and world.is_main:
-                progress(step, config.steps, losses[-1][1])
+                progress(LoggedStep(step, losses[-1][1], lr), config.steps)  # the rate this step's update ran at
         if world.is_main and checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
             save_resume(resume_path, _resume_state(model, optimizer, losses, step, running, count, ema), rng, generator)
         if stop_after is not None and step >= stop_after:

@@ -28,8 +28,10 @@ import torch
 from kinemic.corpus import PreparedPrior
 from kinemic.io import write_json
 from kinemic.models.mdm import MDM
+from kinemic.params import config_from_params
 from kinemic.resume import resume_file
 from kinemic.teacher import (
+    LoggedStep,
     TeacherCheckpoint,
     TeacherConfig,
     TextEmbedder,
@@ -67,6 +69,10 @@ class ReleaseManifest:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def trained_with(self) -> TeacherConfig:
+        """The recipe as a config: its learning-rate schedule gives the released curve's rates."""
+        return config_from_params(TeacherConfig, self.recipe, f"{MANIFEST} recipe")
 
     @classmethod
     def read(cls, folder: Path) -> ReleaseManifest:
@@ -130,6 +136,12 @@ def read_losses(folder: Path) -> list[tuple[int, float]]:
     return [(int(step), float(loss)) for step, loss in rows]
 
 
+def release_recipe(config: TeacherConfig) -> dict[str, Any]:
+    """What a release records of the config it was trained with: the fields that shape training, as params give them
+    (`TeacherConfig.params`: model and text as written in the recipe), in JSON types."""
+    return json.loads(json.dumps({k: v for k, v in config.params().items() if k not in NOT_RECIPE}))
+
+
 def write_release(folder: Path, teacher: TeacherCheckpoint, prior: PreparedPrior, recipe: TeacherConfig,
                   hardware: dict[str, Any], wall_seconds: float, card: dict[str, float],
                   losses: list[tuple[int, float]]) -> ReleaseManifest:
@@ -144,7 +156,7 @@ def write_release(folder: Path, teacher: TeacherCheckpoint, prior: PreparedPrior
         sha256=file_sha256(folder / CHECKPOINT),
         prior_hash=prior_hash(prior.subset(recipe.splits)),
         text_encoder=dict(teacher.text_encoder),
-        recipe=json.loads(json.dumps({k: v for k, v in dataclasses.asdict(recipe).items() if k not in NOT_RECIPE})),
+        recipe=release_recipe(recipe),
         hardware=hardware,
         wall_seconds=round(wall_seconds, 1),
         card=card,
@@ -168,7 +180,7 @@ class Snapshot:
 
 def train_in_snapshots(prior: PreparedPrior, embed: TextEmbedder, config: TeacherConfig, text_encoder: dict[str, Any],
                        resume_dir: Path, out: Path, every: int, until: int,
-                       progress: Callable[[int, int, float], None] | None = None) -> list[Snapshot]:
+                       progress: Callable[[LoggedStep, int], None] | None = None) -> list[Snapshot]:
     """Pretrain to step `until` (<= config.steps), saving EMA and raw weights every `every` steps under `out`.
 
     Each segment is one `pretrain_teacher` call that resumes from the run's resume checkpoint and stops after the next

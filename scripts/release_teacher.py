@@ -27,7 +27,7 @@ from kinemic.corpus import PreparedPrior
 from kinemic.params import config_from_params
 from kinemic.recogniser import RecogniserConfig
 from kinemic.runtime import apply_threads, platform_facts
-from kinemic.teacher import TeacherCheckpoint, TeacherConfig
+from kinemic.teacher import LoggedStep, TeacherCheckpoint, TeacherConfig
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card
 from kinemic.teacher_release import train_in_snapshots, write_release
 
@@ -41,13 +41,13 @@ def _recipe(path: Path) -> TeacherConfig:
 def _train(args: argparse.Namespace) -> None:
     config = _recipe(args.recipe)
     prior = PreparedPrior.load(args.prior)
-    spec = TextSpec.from_dict(config.text)
+    spec = config.text
     embed = text_embedder(spec, default_cache_dir())
     args.snapshots.mkdir(parents=True, exist_ok=True)
     log = open(args.snapshots / "train_log.tsv", "a")
 
-    def progress(step: int, total: int, loss: float) -> None:
-        log.write(f"{step}\t{loss:.6f}\t{time.time():.1f}\n")
+    def progress(row: LoggedStep, total: int) -> None:
+        log.write(f"{row.step}\t{row.loss:.6f}\t{time.time():.1f}\n")
         log.flush()
 
     facts = {"hardware": platform_facts(config.device), "until": args.until}

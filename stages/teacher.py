@@ -30,8 +30,7 @@ from kinemic.recogniser import UnlabelledPrior
 from kinemic.report import plot_curves
 from kinemic.runtime import StageRun
 from kinemic.sampling import SampleRequest, sample_motions
-from kinemic.schedules import scheduled_lr
-from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
+from kinemic.teacher import LoggedStep, TeacherCheckpoint, TeacherConfig, logged_curve, pretrain_teacher
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card, write_card_plot
 from kinemic.teacher_release import load_release, read_losses
 
@@ -92,15 +91,6 @@ def _card(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherConfi
     return {k: v for k, v in card.to_metrics().items() if k.count(".") == 1}
 
 
-def _curve_rows(losses: list[tuple[int, float]], recipe: dict) -> list[dict[str, float]]:
-    """The logged curve: step, loss, and the learning rate of the step that closed each logging window."""
-    def lr(step: int) -> float:
-        return scheduled_lr(recipe["lr"], step - 1, recipe["steps"], recipe.get("lr_schedule", "constant"),
-                            recipe.get("warmup_steps", 0))
-
-    return [{"step": step, "loss": loss, "lr": lr(step)} for step, loss in losses]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--prior", required=True, help="prepared prior (data/prepared/prior)")
@@ -119,19 +109,18 @@ def main(argv: list[str] | None = None) -> None:
     run = StageRun("teacher", args.params)
     share_threads(run.config.threads)  # under torchrun: runtime.threads split between the processes
 
-    spec = TextSpec.from_dict(config.text)
+    spec = config.text
     embed = text_embedder(spec, args.text_cache)
     prior = PreparedPrior.load(Path(args.prior))
     metrics: dict[str, float] = {}
     losses: list[tuple[int, float]] = []
-    recipe = {"lr": config.lr, "steps": config.steps, "lr_schedule": config.lr_schedule,
-              "warmup_steps": config.warmup_steps}
+    recipe = config  # whose learning-rate schedule the logged curve shows
     if config.source == "official":
         teacher = _official(config, prior, spec)
     elif config.source == "release":
         teacher, manifest = load_release(Path(config.release), prior, spec.to_dict(), resolve_device(config.device))
         losses = read_losses(Path(config.release))
-        recipe = manifest.recipe
+        recipe = manifest.trained_with()
         metrics.update(final_loss=losses[-1][1] if losses else float("nan"), steps=teacher.step)
         print(f"teacher: the released teacher from {config.release} (step {teacher.step}, trained in "
               f"{manifest.wall_seconds / 3600:.1f} h on {manifest.hardware.get('cpu', '?')})")
@@ -143,15 +132,15 @@ def main(argv: list[str] | None = None) -> None:
         timing = CurveLog(run_facts_dir(args.params, "teacher"), timestamps=True) if world.is_main else None
         last = [bar.n, time.perf_counter()]
 
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.n = step
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        def progress(row: LoggedStep, total: int) -> None:
+            bar.n = row.step
+            bar.set_postfix(loss=f"{row.loss:.4f}", refresh=False)
             bar.refresh()
             now = time.perf_counter()
-            curve.log(_curve_rows([(step, loss)], recipe)[0])
-            window = max(min(step - last[0], config.log_every), 1)  # a resumed run's first window: log_every steps
-            timing.log({"step": step, "step_seconds": (now - last[1]) / window})
-            last[:] = [step, now]
+            curve.log(row._asdict())  # step, loss and the rate the loop applied
+            window = max(min(row.step - last[0], config.log_every), 1)  # a resumed run's first window: log_every steps
+            timing.log({"step": row.step, "step_seconds": (now - last[1]) / window})
+            last[:] = [row.step, now]
 
         result = pretrain_teacher(prior, embed, config, spec.to_dict(), Path(args.resume_dir), progress)
         bar.close()
@@ -170,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(tmp / "config.json", {"mdm": teacher.model.config.to_dict(), "text": spec.to_dict(),
                                           "diffusion_steps": teacher.diffusion_steps, "source": teacher.source})
     # The whole curve, rewritten: a resumed run logged only the steps after its checkpoint as it went.
-    write_curves_live(args.live, _curve_rows(losses, recipe))
+    write_curves_live(args.live, [row._asdict() for row in logged_curve(losses, recipe)])
     with atomic_output_dir(plots) as tmp:
         if losses:
             rows = [{"step": step, "loss": loss} for step, loss in losses]

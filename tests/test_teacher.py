@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from kinemic.conditioning import TextSpec
 from kinemic.corpus import PreparedPrior
+from kinemic.models.mdm import MDMConfig
 from kinemic.motion import FeatureStats
+from kinemic.params import config_from_params
 from kinemic.sampling import SampleRequest, sample_motions
+from kinemic.schedules import scheduled_lr
 from kinemic.teacher import (
+    LoggedStep,
     TeacherCheckpoint,
     TeacherConfig,
     WeightAverage,
+    logged_curve,
     pretrain_teacher,
     run_fingerprint,
 )
+
+RECIPE = Path(__file__).resolve().parents[1] / "releases" / "teacher" / "recipe.yaml"
 
 TINY_MODEL = {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "dropout": 0.1, "mask_frames": True}
 
@@ -113,6 +124,67 @@ def test_fingerprint_sees_every_value_of_every_input():
     other_table[len(table) - 3, 7] += 1e-3
     assert run_fingerprint(_config(), prior, other_table) != reference
     assert run_fingerprint(_config(seed=4), prior, table) != reference
+
+
+def _fixed_prior() -> PreparedPrior:
+    """Three motions of integer-valued features: the same bytes, hence the same fingerprint, on every platform."""
+    lengths = [5, 7, 6]
+    motions = pd.DataFrame([(f"{i:03d}", f"{i:03d}", "train", sum(lengths[:i]), n, 0) for i, n in enumerate(lengths)],
+                           columns=["motion_id", "source_id", "split", "offset", "length", "start_frame"])
+    captions = pd.DataFrame([(f"{i:03d}", f"a person waves {i}", "", 0.0, 0.0) for i in range(len(lengths))],
+                            columns=["motion_id", "caption", "tokens", "start", "end"])
+    features = (np.arange(sum(lengths) * 263) % 7).astype(np.float32).reshape(-1, 263)
+    stats = FeatureStats(mean=np.zeros(263, np.float32), std=np.ones(263, np.float32))
+    return PreparedPrior(features, motions, captions, stats)
+
+
+def test_typed_model_and_text_keep_the_fingerprint_of_the_params_as_given():
+    """`model` and `text` are typed (MDMConfig, TextSpec) but the fingerprint hashes them as the params wrote them.
+
+    The pinned values are what the code computed when both were plain dicts (commit 0dfce2f): a resume checkpoint of
+    that time, such as the released recipe's, is still found."""
+    recipe = yaml.safe_load(RECIPE.read_text())["teacher"]
+    config = config_from_params(TeacherConfig, recipe, "teacher")
+    assert config.model == MDMConfig(latent_dim=128, ff_size=512, num_layers=4, num_heads=4, dropout=0.0,
+                                     mask_frames=True, cond_mask_prob=0.1)
+    assert config.text == TextSpec("minilm", {}, True) == TextSpec.from_dict(recipe["text"])
+    assert config.params()["model"] == recipe["model"] and config.params()["text"] == recipe["text"]
+    assert TeacherConfig().model == MDMConfig() and TeacherConfig().text == TextSpec()  # defaults: theirs alone
+    assert TeacherConfig().params()["model"] == {}
+
+    prior, table = _fixed_prior(), torch.arange(24, dtype=torch.float32).reshape(3, 8)
+    assert run_fingerprint(config, prior, table) == "f8810d16cb66edfb"
+    assert run_fingerprint(TeacherConfig(), prior, table) == "7443e8b2fc62690b"
+    partial = TeacherConfig(model={"latent_dim": 64, "num_heads": 4}, text={"encoder": "minilm", "normalize": True})
+    assert run_fingerprint(partial, prior, table) == "e1d1e0e1954a44df"  # keys left out stay left out
+
+
+def test_nested_sections_fail_at_construction():
+    with pytest.raises(ValueError, match="unknown MDMConfig keys"):
+        TeacherConfig(model={"latent_dims": 64})
+    with pytest.raises(ValueError, match="latent_dim"):
+        TeacherConfig(model={"latent_dim": 63})
+    with pytest.raises(ValueError, match="teacher.model must be a mapping"):
+        TeacherConfig(model=64)
+    with pytest.raises(ValueError, match="text encoder spec: unknown keys"):
+        TeacherConfig(text={"encoder": "minilm", "normalize": True, "dim": 3})
+
+
+def test_text_dim_comes_from_the_encoder():
+    result = pretrain_teacher(_tiny_prior(), _fake_embed, _config(steps=1), {"name": "fake"})
+    assert result.teacher.model.config.text_dim == 16
+    with pytest.raises(ValueError, match="text_dim=8 differs"):
+        pretrain_teacher(_tiny_prior(), _fake_embed, _config(steps=1, model={**TINY_MODEL, "text_dim": 8}), {})
+
+
+def test_progress_rows_carry_the_rate_the_loop_applied():
+    config = _config(steps=9, log_every=2, lr_schedule="cosine", warmup_steps=3)
+    rows: list[LoggedStep] = []
+    result = pretrain_teacher(_tiny_prior(), _fake_embed, config, {"name": "fake"},
+                              progress=lambda row, total: rows.append(row))
+    assert [(r.step, r.loss) for r in rows] == result.losses
+    assert [r.lr for r in rows] == [scheduled_lr(1e-3, s - 1, 9, "cosine", 3) for s in (2, 4, 6, 8, 9)]
+    assert rows == logged_curve(result.losses, config)  # a whole curve rebuilt after a resume: the same rates
 
 
 def test_resume_ignores_checkpoints_of_other_configs(tmp_path):

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
-from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher
+from kinemic.conditioning import default_cache_dir, text_embedder
+from kinemic.corpus import PreparedPrior
+from kinemic.params import config_from_params
+from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher, prior_hash, run_fingerprint
 from kinemic.teacher_release import (
     ReleaseError,
     ReleaseManifest,
     load_release,
     read_losses,
+    release_recipe,
     train_in_snapshots,
     write_release,
 )
-from tests.test_teacher import _config, _fake_embed, _tiny_prior
+from kinemic.text import EmbeddingCache, build_encoder
+from tests.test_teacher import RECIPE, _config, _fake_embed, _tiny_prior
 
 TEXT = {"name": "fake"}
+ROOT = Path(__file__).resolve().parents[1]
+RELEASE = ROOT / "releases" / "teacher"
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +116,35 @@ def test_snapshots_equal_uninterrupted_runs_to_that_step(tmp_path):
     assert [s.raw for s in again] == [s.raw for s in snaps]
     with pytest.raises(ValueError, match="multiple"):
         train_in_snapshots(prior, _fake_embed, config, TEXT, tmp_path / "resume", tmp_path / "x", every=3, until=6)
+
+
+def _recipe() -> TeacherConfig:
+    return config_from_params(TeacherConfig, yaml.safe_load(RECIPE.read_text())["teacher"], "teacher")
+
+
+def test_release_records_the_recipe_as_written():
+    """The released recipe.yaml gives, field for field, the recipe release.json holds (model and text as written,
+    not expanded to every MDMConfig field), and the manifest's recipe rebuilds the same config."""
+    manifest = ReleaseManifest.read(RELEASE)
+    assert release_recipe(_recipe()) == manifest.recipe
+    assert manifest.trained_with() == _recipe()
+
+
+def test_released_recipe_finds_its_resume_checkpoint():
+    """`scripts/release_teacher.py train` keeps its resume checkpoint under .release/teacher/resume/7feb379c7311493a:
+    the fingerprint of recipe.yaml on the embedded default prior. Needs that prior (`dvc repro prepare_prior`) and
+    its captions' embeddings in the text cache; skipped without them."""
+    config = _recipe()
+    folder = ROOT / "data" / "prepared" / "prior"
+    if not folder.is_dir():
+        pytest.skip("no prepared prior in this workspace (dvc repro prepare_prior)")
+    prior = PreparedPrior.load(folder).subset(config.splits)
+    if prior_hash(prior) != ReleaseManifest.read(RELEASE).prior_hash:
+        pytest.skip("the workspace's prior is not the one the release was trained on")
+    captions = prior.captions["caption"].tolist()
+    _, cached = EmbeddingCache(default_cache_dir()).get(build_encoder(config.text.encoder, **config.text.options),
+                                                          list(dict.fromkeys(captions)))
+    if not cached.all():
+        pytest.skip("the prior's caption embeddings are not cached (dvc repro teacher caches them)")
+    table = torch.from_numpy(np.asarray(text_embedder(config.text, default_cache_dir())(captions), dtype=np.float32))
+    assert run_fingerprint(config, prior, table) == "7feb379c7311493a"
