@@ -10,13 +10,20 @@ inputs of its training length, so it is sampled at that padded length and the re
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from kinemic.diffusion import GaussianDiffusion, ScheduleSampler, classifier_free_guidance, run_sampler
+from kinemic.diffusion import (
+    GaussianDiffusion,
+    ScheduleSampler,
+    classifier_free_guidance,
+    run_sampler,
+    standard_normal,
+)
 from kinemic.models.mdm import MDM
 from kinemic.motion import FeatureStats, features_to_joints
 from kinemic.samplers import make_sampler
@@ -74,9 +81,10 @@ def sample_motions(
     object already built on the model's schedule (then `steps` must be None: the object carries its own).
 
     `batches` (indices of the `batch_size` batches, see `batch_count`) samples only those batches, each exactly as the
-    whole request samples it: the generator runs through the draws of the batches left out before them with a zero
-    denoiser, since no sampler's draws depend on the network's output. Processes that each take a share of the
-    batches (kinemic.generation) so give, put together in batch order, the bytes of one process doing all of them.
+    whole request samples it: the generator makes the random draws of the batches left out before them, and nothing
+    else (no network, no sampler arithmetic: no sampler's draws depend on the network's output, see `_noise_steps`).
+    Processes that each take a share of the batches (kinemic.generation) so give, put together in batch order, the
+    bytes of one process doing all of them.
     """
     sampler = _resolve_sampler(sampler, diffusion, steps)
     device = torch.device(device)
@@ -93,12 +101,14 @@ def sample_motions(
     model.eval()
     features: list[np.ndarray] = []
     total = sum(min(batch_size, len(lengths) - starts[i]) for i in wanted)  # the motions this call samples
+    noise_steps = None  # which sampler steps draw noise: found once, if a batch is skipped
     for index, start in enumerate(starts[: max(wanted, default=-1) + 1]):
         sl = slice(start, start + batch_size)
         batch_len = lengths[sl]
         frames = int(batch_len.max()) if masked else int(pad_to)
         if index not in wanted:  # another process samples it: only run through its random draws
-            _skip_draws(sampler, (len(batch_len), frames, model.config.njoints), generator)
+            noise_steps = _noise_steps(sampler) if noise_steps is None else noise_steps
+            _skip_draws(noise_steps, (len(batch_len), frames, model.config.njoints), generator)
             continue
         mask = torch.arange(frames, device=device)[None, :] < torch.from_numpy(batch_len).to(device)[:, None]
         text = None if request.text_emb is None else torch.as_tensor(request.text_emb[sl], dtype=torch.float32)
@@ -137,10 +147,39 @@ def _check_batches(batches: Sequence[int] | None, count: int) -> list[int]:
     return wanted
 
 
-def _skip_draws(sampler: ScheduleSampler, shape: tuple[int, ...], generator: torch.Generator) -> None:
-    """Advance `generator` past one batch's draws (initial noise and every stochastic step) without the network: a
-    zero x0 prediction consumes the same draws, which depend on the shape alone. On CPU, where the draws are made."""
-    run_sampler(sampler, lambda x, t: torch.zeros_like(x), shape, generator, device="cpu")
+def _noise_steps(sampler: ScheduleSampler) -> list[bool]:
+    """Whether each step of a `run_sampler` run draws noise from the generator.
+
+    A sampler step draws nothing or one standard normal tensor of x's shape, whatever the network predicted (the
+    samplers' contract: ancestral always, DDIM when eta > 0, DPM-Solver++ never). Each step of a copy of `sampler`
+    (a sampler may keep state between steps) runs on a 1-element x with a generator of its own, which is then
+    compared with one standard normal draw: a step that draws anything else breaks the contract and raises.
+    """
+    probe = copy.deepcopy(sampler)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.zeros(1, 1, 1)
+    draws = []
+    for t_index in range(len(probe.timesteps)):
+        before = generator.get_state()
+        x = probe.step(torch.zeros_like(x), t_index, x, generator=generator)
+        drew = not torch.equal(generator.get_state(), before)
+        if drew:
+            one_draw = torch.Generator(device="cpu")
+            one_draw.set_state(before)
+            standard_normal(x.shape, one_draw, "cpu", torch.float32)
+            if not torch.equal(one_draw.get_state(), generator.get_state()):
+                raise RuntimeError(f"{sampler!r} step {t_index} draws other than one standard normal tensor of x's "
+                                   "shape: skipping batches (sample_motions' batches) cannot reproduce its draws")
+        draws.append(drew)
+    return draws
+
+
+def _skip_draws(noise_steps: Sequence[bool], shape: tuple[int, ...], generator: torch.Generator) -> None:
+    """Advance `generator` past one batch's draws, as `run_sampler` makes them on CPU: the initial noise, then one
+    standard normal tensor of `shape` per step that draws noise. Only the draws: no network, no sampler arithmetic."""
+    noise = torch.empty(shape, dtype=torch.float32)
+    for _ in range(1 + sum(noise_steps)):
+        noise.normal_(generator=generator)  # what torch.randn(shape, generator=generator) draws
 
 
 def _resolve_sampler(

@@ -22,11 +22,12 @@ import pytest
 import torch
 import yaml
 
-from kinemic.diffusion import GaussianDiffusion
+from kinemic.diffusion import AncestralSampler, GaussianDiffusion, ScheduleSampler, run_sampler, standard_normal
 from kinemic.distributed import World, batch_share
 from kinemic.models.mdm import MDM
 from kinemic.motion import FeatureStats
-from kinemic.sampling import SampleRequest, batch_count, sample_motions
+from kinemic.samplers import DDIMSampler, make_sampler
+from kinemic.sampling import SampleRequest, _noise_steps, _skip_draws, batch_count, sample_motions
 from kinemic.student import StudentCheckpoint, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
 
@@ -157,7 +158,12 @@ def test_rank_zero_alone_writes(runs):
 # ------------------------------------------------------------------------------------------ in one process
 
 
-@pytest.mark.parametrize("sampler", ["ancestral", "ddim", "dpmpp_2m"])
+def _sampler(name: str, diffusion: GaussianDiffusion) -> ScheduleSampler:
+    """A sampler of 4 steps by name; 'ddim_eta' is DDIM with eta > 0, which draws noise at every step."""
+    return DDIMSampler(diffusion, 4, eta=0.5) if name == "ddim_eta" else make_sampler(name, diffusion, 4)
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim", "dpmpp_2m", "ddim_eta"])
 def test_a_share_of_the_batches_is_sampled_as_in_the_whole_run(sampler, one_thread):
     model = _tiny_model()
     stats = FeatureStats(mean=np.zeros(263, np.float32), std=np.ones(263, np.float32))
@@ -167,8 +173,8 @@ def test_a_share_of_the_batches_is_sampled_as_in_the_whole_run(sampler, one_thre
     diffusion = GaussianDiffusion(20, "cosine")
 
     def draw(batches=None):
-        return sample_motions(model, diffusion, stats, request, batch_size=2, seed=3, sampler=sampler, steps=4,
-                              batches=batches).features
+        return sample_motions(model, diffusion, stats, request, batch_size=2, seed=3,
+                              sampler=_sampler(sampler, diffusion), batches=batches).features
 
     whole = draw()
     assert batch_count(len(lengths), 2) == 4
@@ -182,6 +188,30 @@ def test_a_share_of_the_batches_is_sampled_as_in_the_whole_run(sampler, one_thre
         draw([3, 1])
     with pytest.raises(ValueError, match="increasing indices"):
         draw([4])
+
+
+@pytest.mark.parametrize(("sampler", "noisy_steps"), [("ancestral", 4), ("ddim", 0), ("dpmpp_2m", 0), ("ddim_eta", 4)])
+def test_a_skipped_batch_makes_its_draws_and_nothing_else(sampler, noisy_steps):
+    """The skip leaves the generator where a whole sampling run with a zero denoiser leaves it, from the draws alone:
+    it is given which steps draw noise, not the sampler, so it runs no sampler step on the batch."""
+    built = _sampler(sampler, GaussianDiffusion(20, "cosine"))
+    shape = (3, 17, 263)
+    ran, skipped = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    run_sampler(built, lambda x, t: torch.zeros_like(x), shape, ran, device="cpu")
+    steps = _noise_steps(built)
+    assert len(steps) == 4 and sum(steps) == noisy_steps
+    _skip_draws(steps, shape, skipped)
+    assert torch.equal(skipped.get_state(), ran.get_state())
+
+
+def test_a_sampler_drawing_other_noise_cannot_be_skipped():
+    class TwiceNoisy(AncestralSampler):
+        def step(self, x0_pred, t_index, x_t, noise=None, generator=None):
+            standard_normal(x_t.shape, generator, x_t.device, x_t.dtype)
+            return super().step(x0_pred, t_index, x_t, noise, generator)
+
+    with pytest.raises(RuntimeError, match="other than one standard normal"):
+        _noise_steps(TwiceNoisy(GaussianDiffusion(20, "cosine"), 4))
 
 
 def test_batch_shares_cover_the_batches_in_order():
