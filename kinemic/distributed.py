@@ -8,7 +8,8 @@ gradient up to the order of float summation. Weights, optimizer and EMA then sta
 alone writes checkpoints and outputs (`World.is_main`).
 
 Without torchrun (WORLD_SIZE unset or 1) everything here is a no-op: `process_group` yields a one-process `World`
-and a loop takes its single-process path unchanged. The backend is `nccl` on CUDA and `gloo` on CPU.
+and a loop takes its single-process path unchanged. The backend is `nccl` on CUDA and `gloo` on CPU, with a timeout of
+`GROUP_TIMEOUT` for any one collective.
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 log = logging.getLogger(__name__)
+
+# How long a rank waits in one collective before the run fails (torch's defaults: 10 min for NCCL, 30 for gloo). The
+# longest waits are legitimate: ranks loading data or embedding a corpus's captions at different speeds before the
+# first collective, rank 0 writing a checkpoint while the others wait at the next step, and generation's uneven shares
+# (one batch more on some ranks); on real data these can pass 10 minutes, while a hung rank is still caught.
+GROUP_TIMEOUT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ def process_group(device: torch.device) -> Iterator[World]:
     if not world.distributed or dist.is_initialized():
         yield world
         return
-    dist.init_process_group(backend_for(device))
+    dist.init_process_group(backend_for(device), timeout=GROUP_TIMEOUT)
     try:
         yield world
     finally:
@@ -176,10 +184,19 @@ def batch_share(batches: int, world: World) -> range:
     return range(start, start + per_rank + (world.rank < extra))
 
 
-def gather_in_rank_order(items: list, world: World) -> list:
-    """Every rank's `items` (picklable), concatenated in rank order, on every rank; `items` itself in one process."""
+def gather_in_rank_order(items: list, world: World) -> list | None:
+    """Every rank's `items` (picklable), concatenated in rank order, on rank 0 (which alone writes them); None on the
+    other ranks, which so never hold the whole set. `items` itself in one process."""
     if not world.distributed:
         return list(items)
-    shares: list = [None] * world.size
-    dist.all_gather_object(shares, list(items))
-    return [item for share in shares for item in share]
+    shares: list | None = [None] * world.size if world.is_main else None
+    dist.gather_object(list(items), shares, dst=0)
+    return [item for share in shares for item in share] if world.is_main else None
+
+
+def warn_cpu_processes(section: str, nproc: int, device: torch.device, same: str) -> None:
+    """Warn that `<section>.nproc` > 1 on a CPU gains little: the processes share the same cores. `same` says what
+    stays as with one process (the output, the weights up to float order)."""
+    if nproc > 1 and device.type == "cpu" and is_main():  # the launching process and rank 0: once each, not per rank
+        log.warning("%s.nproc=%d on a CPU: the processes share the same cores, so this gains little over one process "
+                    "(%s); it is meant for one GPU per process", section, nproc, same)

@@ -8,8 +8,8 @@ class's action with a different text prompt ("stretch oneself" + "a person is ju
 Output (`SyntheticSet.save`): one `.npz` with concatenated features and joints, lengths, labels and class names.
 
 Under torchrun (`generate.nproc` > 1) each rank samples a contiguous share of the batches, each batch with the random
-draws it gets in one process (`kinemic.sampling.sample_motions(batches=...)`), and the shares are put together in rank
-order: the same bytes for any number of processes.
+draws it gets in one process (`kinemic.sampling.sample_motions(batches=...)`), and rank 0 puts the shares together in
+rank order: the same bytes for any number of processes.
 """
 
 from __future__ import annotations
@@ -68,11 +68,11 @@ def generate_synthetic(
     config: GenerateConfig,
     progress: Callable[[float, int], None] | None = None,
     world: World | None = None,
-) -> SyntheticSet:
+) -> SyntheticSet | None:
     """`samples_per_class` motions per class, lengths from that class's few-shot samples.
 
-    With a distributed `world` (inside a process group) this rank samples its share of the batches and every rank
-    returns the whole set; `progress` then counts this rank's share."""
+    With a distributed `world` (inside a process group) this rank samples its share of the batches; rank 0 returns
+    the whole set and the other ranks None. `progress` then counts this rank's share."""
     if fewshot.class_names != student.class_names:
         raise ValueError(f"student classes {student.class_names} differ from the few-shot set's {fewshot.class_names}")
     rng = np.random.default_rng(config.seed)
@@ -83,6 +83,8 @@ def generate_synthetic(
         labels.append(np.full(config.samples_per_class, c, dtype=np.int64))
     labels_all, lengths_all = np.concatenate(labels), np.concatenate(lengths)
     samples = _sample(student, labels_all, lengths_all, config, None, progress, world or World())
+    if samples is None:
+        return None  # another rank than 0: its share went to rank 0
     return SyntheticSet(samples.features, samples.joints, labels_all, list(student.class_names))
 
 
@@ -105,9 +107,9 @@ def generate_composition(
 
 
 def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig, text, progress,
-            world: World) -> Samples:
+            world: World) -> Samples | None:
     """Condition: the class prompt (or the given `text` rows), plus the action when the student has one; this rank's
-    share of the batches, gathered in batch order, when `world` is distributed."""
+    share of the batches, gathered in batch order on rank 0 (None on the others), when `world` is distributed."""
     text_emb = student.prompt_embeddings[labels] if text is None else text
     action = labels if student.uses_action else None
     device = resolve_device(config.device)
@@ -124,4 +126,6 @@ def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig,
     if not world.distributed:
         return samples
     pairs = gather_in_rank_order(list(zip(samples.features, samples.joints, strict=True)), world)
+    if pairs is None:
+        return None
     return Samples(features=[f for f, _ in pairs], joints=[j for _, j in pairs])

@@ -6,7 +6,6 @@ samples a share of the batches, and rank 0 alone writes, the same bytes as one p
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ from tqdm import tqdm
 
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.devices import resolve_device
-from kinemic.distributed import process_group, rank_device, relaunch
+from kinemic.distributed import process_group, rank_device, relaunch, warn_cpu_processes
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
 from kinemic.generation import GenerateConfig, generate_composition, generate_synthetic
 from kinemic.io import atomic_output_dir, write_json
@@ -25,8 +24,6 @@ from kinemic.preview import Panel, render_gif
 from kinemic.runtime import StageRun
 from kinemic.student import StudentCheckpoint
 from kinemic.target_set import PreparedTarget
-
-logger = logging.getLogger("generate")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,10 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parse_stage_args(parser, argv)
     config = config_from_params(GenerateConfig, load_section("generate", args.params), "generate")
-    if config.nproc > 1 and resolve_device(config.device).type == "cpu":
-        logger.warning("generate.nproc=%d on a CPU: every process keeps runtime.threads on the same cores, so this is "
-                       "no faster than one process (the output is the same); it is meant for one GPU per process",
-                       config.nproc)
+    warn_cpu_processes("generate", config.nproc, resolve_device(config.device), "the output is the same")
     if relaunch(config.nproc, "stages.generate", sys.argv[1:] if argv is None else argv):
         return  # the torchrun processes did the work
     # Every rank keeps runtime.threads (no share_threads): the last bits of a CPU forward pass may depend on the

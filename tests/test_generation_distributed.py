@@ -85,7 +85,8 @@ def _free_port() -> int:
 
 
 def _worker(record: Path, argv: list[str]) -> None:
-    """One rank of the 2-process stage run, recording every output file it writes."""
+    """One rank of the 2-process stage run, recording every output file it writes and what generation
+    returned to it."""
     import kinemic.io
     import stages.generate
 
@@ -100,11 +101,20 @@ def _worker(record: Path, argv: list[str]) -> None:
         writes.append(f"json {path}")
         return write_json(path, *args, **kwargs)
 
+    generate, returned = stages.generate.generate_synthetic, []
+
+    def recording_generate(*args, **kwargs):
+        synthetic = generate(*args, **kwargs)
+        returned.append(None if synthetic is None else len(synthetic))
+        return synthetic
+
     stages.generate.atomic_output_dir = recording_atomic
     stages.generate.write_json = recording_write_json
+    stages.generate.generate_synthetic = recording_generate
     stages.generate.main(argv)
     rank = int(os.environ["RANK"])
-    (record / f"rank{rank}.json").write_text(json.dumps({"writes": writes, "threads": torch.get_num_threads()}))
+    (record / f"rank{rank}.json").write_text(json.dumps({"writes": writes, "threads": torch.get_num_threads(),
+                                                         "returned": returned}))
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +163,7 @@ def test_rank_zero_alone_writes(runs):
     assert other["writes"] == []
     assert [w.split()[0] for w in main["writes"]] == ["dir", "dir", "json"]
     assert other["threads"] == main["threads"] == 1  # each rank keeps runtime.threads (the bytes may depend on it)
+    assert main["returned"] == [18] and other["returned"] == [None]  # the shares are gathered on rank 0 only
 
 
 # ------------------------------------------------------------------------------------------ in one process
