@@ -7,6 +7,7 @@ Outputs are built in a temporary sibling (directory or file) and moved into plac
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -40,7 +41,8 @@ def atomic_output_dir(path: str | Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_file(path: str | Path, unique: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write; it replaces `path` (synced to disk first) only if the block
-    succeeds, so readers never see a partial file and a failed write leaves nothing behind.
+    succeeds, so readers never see a partial file and a failed write leaves nothing behind. The folder is synced after
+    the rename, so that a crash right after the block cannot bring back the old file (POSIX keeps names in folders).
 
     The temporary name is fixed (`.<name>.tmp`) unless `unique`: `torch.save` records the file name inside the
     archive, so a random name would change the checkpoint's bytes. `unique` (`.tmp-<random>-<name>`) is for folders
@@ -51,15 +53,35 @@ def atomic_file(path: str | Path, unique: bool = False) -> Iterator[Path]:
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}" if unique else f".{path.name}.tmp")
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Sync a folder's entries (a rename) to disk, where the platform can."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows does not open a folder as a file; its renames are as durable as it makes them
+        return
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot sync a folder says so
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | Path, data: Any) -> None:
