@@ -11,6 +11,10 @@ import torch
 from kinemic.io import atomic_file
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
+from kinemic.stage_files import READ_ERRORS, read_stage_file
+
+# torch.load's zip reader raises RuntimeError on a truncated file ("failed finding central directory")
+CHECKPOINT_READ_ERRORS = (*READ_ERRORS, RuntimeError)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -19,12 +23,25 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def read_checkpoint(path: Path, fmt: str, missing_hint: str) -> dict[str, Any]:
-    """Load a checkpoint dict and check its format tag; errors name the file and what to do."""
+def load_torch_file(path: Path) -> Any:
+    """torch.load as every kinemic file is read: onto the CPU, tensors and plain types only (no code runs)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_checkpoint(path: Path, fmt: str, missing_hint: str = "", stage: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint dict and check its format tag; errors name the file and what to do.
+
+    `stage`, the pipeline stage that writes the file: a missing, truncated or corrupt file then fails as every stage
+    output does (`kinemic.stage_files.read_stage_file`), naming the stage and the command that rebuilds it. A file no
+    stage writes says `missing_hint` when it is missing.
+    """
     path = Path(path)
-    if not path.is_file():
+    if stage is not None:
+        data = read_stage_file(path, stage, load_torch_file, CHECKPOINT_READ_ERRORS)
+    elif not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found; {missing_hint}")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        data = load_torch_file(path)
     if not isinstance(data, dict) or data.get("format") != fmt:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: not a {fmt} checkpoint (format {found!r})")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kinemic.checkpoints import atomic_torch_save
+from kinemic.checkpoints import atomic_torch_save, load_torch_file
 
 RESUME_FILE = "last.pt"
 
@@ -50,7 +50,7 @@ def load_resume(path: Path | None, rng: np.random.Generator, generator: torch.Ge
     """The saved loop state, with the three random streams restored in place; None when there is nothing to resume."""
     if path is None or not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path)
     rng.bit_generator.state = state["numpy_rng"]
     generator.set_state(state["torch_rng"])
     torch.set_rng_state(state["global_rng"])

@@ -21,14 +21,18 @@ T = TypeVar("T")
 READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError)
 
 
-def read_stage_file(path: str | Path, stage: str, read: Callable[[Path], T]) -> T:
-    """`read(path)`, or an error that names `path` and says to re-run `stage`, the stage that writes it."""
+def read_stage_file(path: str | Path, stage: str, read: Callable[[Path], T],
+                    errors: tuple[type[BaseException], ...] = READ_ERRORS) -> T:
+    """`read(path)`, or an error that names `path` and says to re-run `stage`, the stage that writes it.
+
+    `errors`: what `read` raises on a truncated or malformed file, when it raises more than numpy and pandas do.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; run `dvc repro {stage}` first")
     try:
         return read(path)
-    except READ_ERRORS as err:
+    except errors as err:
         raise ValueError(
             f"{path}: cannot be read ({type(err).__name__}: {err}); the file is truncated, corrupt or from an older "
             f"version of stage '{stage}', which writes it: re-run that stage with `dvc repro -f {stage}`"

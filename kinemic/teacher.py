@@ -208,7 +208,7 @@ class TeacherCheckpoint:
 
     @classmethod
     def load(cls, path: Path, device: str | torch.device = "cpu") -> TeacherCheckpoint:
-        data = read_checkpoint(path, CHECKPOINT_FORMAT, "run `dvc repro teacher` first")
+        data = read_checkpoint(path, CHECKPOINT_FORMAT, stage="teacher")
         return cls(
             model=mdm_from_dict(data, device),
             stats=stats_from_dict(data["stats"]),

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kinemic.checkpoints import load_torch_file
 from kinemic.corpus import PreparedPrior
 from kinemic.io import write_json
 from kinemic.models.mdm import MDM
@@ -222,4 +223,4 @@ def _resume_state(resume_dir: Path, config: TeacherConfig, prior: PreparedPrior,
     prior = prior.subset(config.splits)
     table = torch.from_numpy(np.asarray(embed(prior.captions["caption"].tolist()), dtype=np.float32))
     path = resume_file(resume_dir, lambda: run_fingerprint(config, prior, table))
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch_file(path)

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from kinemic.checkpoints import read_checkpoint
 from kinemic.corpus import CAPTION_COLUMNS, PreparedPrior
 from kinemic.evaluation import read_confusion
 from kinemic.motion import FeatureStats
@@ -45,6 +47,20 @@ def test_read_stage_file_names_the_file_and_the_stage(tmp_path):
     (tmp_path / "x.npy").write_bytes(b"not an array")
     with pytest.raises(ValueError, match=r"x\.npy: cannot be read .*stage 'mine'.*`dvc repro -f mine`"):
         read_stage_file(tmp_path / "x.npy", "mine", np.load)
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.01, 0.5, 0.99])
+def test_truncated_checkpoint_names_the_stage_that_writes_it(tmp_path, keep):
+    """torch.load fails in its own words, which differ with where the file was cut (EOFError, RuntimeError from its
+    zip reader, OSError): each becomes the stage file error."""
+    path = tmp_path / "student.pt"
+    torch.save({"format": "kinemic.test/1", "weights": torch.arange(1000.0)}, path)
+    assert read_checkpoint(path, "kinemic.test/1", stage="train")["weights"][-1] == 999.0
+    _truncate(path, keep)
+    with pytest.raises(ValueError, match=r"student\.pt: cannot be read .*stage 'train'.*`dvc repro -f train`"):
+        read_checkpoint(path, "kinemic.test/1", stage="train")
+    with pytest.raises(FileNotFoundError, match=r"other\.pt: missing; run `dvc repro train` first"):
+        read_checkpoint(tmp_path / "other.pt", "kinemic.test/1", stage="train")
 
 
 @pytest.mark.parametrize("name", ["features.npy", "motions.parquet", "captions.parquet", "stats.npz"])

@@ -238,6 +238,14 @@ def test_load_rejects_foreign_files(tmp_path):
         TeacherCheckpoint.load(tmp_path / "missing.pt")
 
 
+def test_truncated_teacher_names_the_stage_to_rerun(tmp_path):
+    path = tmp_path / "teacher.pt"
+    pretrain_teacher(_tiny_prior(), _fake_embed, _config(steps=1), {"name": "fake"}).teacher.save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"teacher\.pt: cannot be read .*stage 'teacher'.*`dvc repro -f teacher`"):
+        TeacherCheckpoint.load(path)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # EMA weights
 # --------------------------------------------------------------------------------------------------------------------
