@@ -155,7 +155,9 @@ class TeacherConfig:
 
         A resume checkpoint is found by the hash of these (`run_fingerprint`) and a release records them as its
         recipe, so a key left out (a default) stays left out: expanding `model` to every MDMConfig field would change
-        the fingerprint of every existing run. A typed value given directly counts as all of its fields.
+        the fingerprint of every existing run. A typed value given directly counts as all of its fields, and so does
+        the result of `dataclasses.replace` (it passes the typed views back): where the fingerprint matters, build a
+        variant from params.
         """
         fields = dataclasses.asdict(self)
         fields.update(copy.deepcopy(self._given))
