@@ -11,10 +11,7 @@ import torch
 from kinemic.io import atomic_file
 from kinemic.models.mdm import MDM, MDMConfig
 from kinemic.motion import FeatureStats
-from kinemic.stage_files import READ_ERRORS, read_stage_file
-
-# torch.load's zip reader raises RuntimeError on a truncated file ("failed finding central directory")
-CHECKPOINT_READ_ERRORS = (*READ_ERRORS, RuntimeError)
+from kinemic.stage_files import TORCH_READ_ERRORS, read_stage_file
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -37,7 +34,7 @@ def read_checkpoint(path: Path, fmt: str, missing_hint: str = "", stage: str | N
     """
     path = Path(path)
     if stage is not None:
-        data = read_stage_file(path, stage, load_torch_file, CHECKPOINT_READ_ERRORS)
+        data = read_stage_file(path, stage, load_torch_file, TORCH_READ_ERRORS)
     elif not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found; {missing_hint}")
     else:

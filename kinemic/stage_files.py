@@ -19,13 +19,16 @@ T = TypeVar("T")
 # What numpy, pandas/pyarrow and zipfile raise on a truncated or malformed file (pyarrow's ArrowInvalid is a
 # ValueError; a missing array in an .npz is a KeyError).
 READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError)
+# torch.load raises those too, and its zip reader a RuntimeError ("failed finding central directory")
+TORCH_READ_ERRORS = (*READ_ERRORS, RuntimeError)
 
 
 def read_stage_file(path: str | Path, stage: str, read: Callable[[Path], T],
                     errors: tuple[type[BaseException], ...] = READ_ERRORS) -> T:
     """`read(path)`, or an error that names `path` and says to re-run `stage`, the stage that writes it.
 
-    `errors`: what `read` raises on a truncated or malformed file, when it raises more than numpy and pandas do.
+    `errors`: what `read` raises on a truncated or malformed file, when it raises more than numpy and pandas do
+    (`TORCH_READ_ERRORS` for torch.load).
     """
     path = Path(path)
     if not path.is_file():
