@@ -40,6 +40,7 @@ from kinemic.devices import PRECISIONS, autocast, resolve_device
 from kinemic.models.stgcn import DEFAULT_CENTER, STGCN, STGCNConfig
 from kinemic.schedules import cosine_lr
 from kinemic.skeleton import NUM_JOINTS
+from kinemic.stage_files import TORCH_READ_ERRORS, read_stage_file
 
 logger = logging.getLogger(__name__)
 
@@ -451,9 +452,16 @@ def save_classifier(classifier: TrainedClassifier, path: str | Path) -> Path:
     return path
 
 
-def load_classifier(path: str | Path, device: str = "auto") -> TrainedClassifier:
-    """Load a `save_classifier` file (weights_only=True: no code runs from the file)."""
+def load_classifier(path: str | Path, device: str = "auto", stage: str | None = None) -> TrainedClassifier:
+    """Load a `save_classifier` file (weights_only=True: no code runs from the file). `stage`, the pipeline stage that
+    wrote it: a missing, truncated or corrupt file then names that stage and the command that rebuilds it."""
     path = Path(path)
+
+    def read(file: Path) -> dict:
+        return torch.load(file, map_location="cpu", weights_only=True)
+
+    if stage is not None:
+        return classifier_from_checkpoint(read_stage_file(path, stage, read, TORCH_READ_ERRORS), device=device)
     if not path.is_file():
         raise FileNotFoundError(f"classifier checkpoint {path} does not exist; train one with train_classifier first")
-    return classifier_from_checkpoint(torch.load(path, map_location="cpu", weights_only=True), device=device)
+    return classifier_from_checkpoint(read(path), device=device)

@@ -151,7 +151,7 @@ class StudentCheckpoint:
 
     @classmethod
     def load(cls, path: Path, device: str | torch.device = "cpu") -> StudentCheckpoint:
-        data = read_checkpoint(path, STUDENT_FORMAT, "run `dvc repro train` first")
+        data = read_checkpoint(path, STUDENT_FORMAT, stage="train")
         return cls(
             model=mdm_from_dict(data, device),
             method=data["method"],

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     summary.update(train_data=config.train_data, method=train_method)
     if config.train_data in ("fewshot+synthetic", "synthetic"):
         synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")
-        evaluator = load_classifier(Path(args.evaluator) / "classifier.pt")
+        evaluator = load_classifier(Path(args.evaluator) / "classifier.pt", stage="evaluator")
         summary.update({f"gen.{k}": v for k, v in generative_metrics(evaluator, target, synthetic, seed=0).items()})
         per_class = class_dynamics(synthetic, target.select(["fewshot", "unused"]))  # the real clips FID uses
         summary.update({f"gen.{k}": v for k, v in dynamics_metrics(per_class).items()})

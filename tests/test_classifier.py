@@ -267,3 +267,11 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(predict_proba(loaded, joints), predict_proba(trained, joints))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_classifier(tmp_path / "missing.pt")
+
+
+def test_a_truncated_evaluator_names_its_stage(tmp_path):
+    joints, labels = _tiny_set()
+    path = save_classifier(train_classifier(joints, labels, 2, TINY_CONFIG, seed=0), tmp_path / "classifier.pt")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"classifier\.pt.*dvc repro -f evaluator|dvc repro.*evaluator"):
+        load_classifier(path, device="cpu", stage="evaluator")

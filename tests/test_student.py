@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from kinemic.models.mdm import MDM
@@ -90,3 +91,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert loaded.method == "lora" and loaded.uses_action and loaded.class_names == ["a", "b"]
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.model.state_dict()[key], value)
+    path = tmp_path / "student.pt"
+    path.write_bytes(path.read_bytes()[:1000])  # cut short: the error names the file and the stage that writes it
+    with pytest.raises(ValueError, match=r"student\.pt.*dvc repro -f train"):
+        StudentCheckpoint.load(path)
