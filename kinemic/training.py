@@ -452,7 +452,12 @@ def train_student(
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """Train one method and return a checkpoint that `generate` can sample from."""
+    """Train one method and return a checkpoint that `generate` can sample from.
+
+    `progress(step, steps, row)` gets every logged row: the step, the mean of each loss term over the steps since
+    the last row, and the learning rate the step was trained at (`lr`). `resume_dir` holds the resume checkpoint;
+    `stop_after` ends early after that many steps (it simulates an interruption in tests).
+    """
     start_time = time.perf_counter()
     device = resolve_device(config.device)
     teacher.model.to(device).eval().requires_grad_(False)
@@ -525,7 +530,8 @@ def train_student(
         step += 1
         window.append(losses.as_dict())
         if step % config.log_every == 0 or step == config.steps:
-            row = {"step": step, **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]}}
+            row = {"step": step, **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]},
+                   "lr": optimizer.param_groups[0]["lr"]}  # the rate this step was trained at
             history.append(row)
             window = []
             if progress is not None:

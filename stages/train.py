@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> None:
     bar = tqdm(total=config.steps if config.method != "zeroshot" else 0, desc=f"train[{config.method}]", unit="step",
                mininterval=5)
 
-    lr = config.learning_rate  # constant: the student has no schedule
     curve, timing = CurveLog(args.live), CurveLog(run_facts_dir(args.params, "train"), timestamps=True)
     last = [0, time.perf_counter()]
 
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
         bar.refresh()
         now = time.perf_counter()
-        curve.log({**row, "lr": lr})
+        curve.log(row)  # the losses and the learning rate the loop applied
         window = max(min(step - last[0], config.log_every), 1)  # a resumed run's first window: log_every steps
         timing.log({"step": step, "step_seconds": (now - last[1]) / window})
         last[:] = [step, now]
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     curve.close()
     timing.close()
     # The whole curve, rewritten: a resumed run logged only the steps after its checkpoint as it went.
-    write_curves_live(args.live, [{**row, "lr": lr} for row in result.losses])
+    write_curves_live(args.live, result.losses)
 
     with atomic_output_dir(args.out) as tmp:
         result.checkpoint.save(tmp / "student.pt")
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         previews = _mining_previews(result, teacher, data, tmp / "mining", args.previews, config.seed)
 
     final = result.losses[-1] if result.losses else {}
-    metrics = {f"final.{k}": round(float(v), 6) for k, v in final.items() if k != "step"}
+    metrics = {f"final.{k}": round(float(v), 6) for k, v in final.items() if k not in ("step", "lr")}  # lr: a param
     metrics.update(method=config.method, steps=int(final.get("step", 0)), mining_previews=previews)
     run.facts.update(resumed_from=result.resumed_from, train_seconds=round(result.seconds, 1))
     write_json(args.metrics, metrics)

@@ -108,13 +108,16 @@ def test_ablation_switches_change_the_loss_terms(switches):
 def test_baselines_produce_the_same_kind_of_checkpoint(method, tmp_path):
     from kinemic.student import StudentCheckpoint
 
-    result = train_student(_teacher(), _data(), _config(method=method))
+    config = _config(method=method)
+    result = train_student(_teacher(), _data(), config)
     result.checkpoint.save(tmp_path / "student.pt")
     loaded = StudentCheckpoint.load(tmp_path / "student.pt")
     assert loaded.method == method and loaded.class_names == CLASSES
     assert loaded.uses_action == (method != "zeroshot")
     if method != "zeroshot":
-        assert set(result.losses[-1]) == {"step", "loss", "target_rec"}
+        assert set(result.losses[-1]) == {"step", "loss", "target_rec", "lr"}
+        # the rate the loop applied, which the stage logs as it is
+        assert result.losses[-1]["lr"] == (config.scratch_lr if method == "scratch" else config.lr)
 
 
 def test_resume_after_interruption_continues_the_same_run(tmp_path):
