@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,8 +28,8 @@ from kinemic.samplers import DDIMSampler, make_sampler
 from kinemic.sampling import SampleRequest, _noise_steps, _skip_draws, batch_count, sample_motions
 from kinemic.student import StudentCheckpoint, merged_model, with_actions
 from kinemic.target_set import PreparedTarget
+from tests.test_distributed import run_two_ranks
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["wave", "kick"]
 # 2 classes x 9 motions in batches of 4: 5 batches (4, 4, 4, 4, 2), 3 for rank 0 and 2 for rank 1, each batch
 # padded to its own longest length (a masked model), so the skipped draws have several shapes.
@@ -76,12 +74,6 @@ def _stage_args(root: Path, params: Path, out: str) -> list[str]:
 def _hashes(folder: Path) -> dict[str, str]:
     return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
             for f in sorted(folder.rglob("*")) if f.is_file()}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _worker(record: Path, argv: list[str]) -> None:
@@ -136,12 +128,8 @@ def runs(tmp_path_factory) -> Path:
         os.chdir(cwd)
     record = root / "record"
     record.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), "MASTER_ADDR": "127.0.0.1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-               "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "tests.test_generation_distributed",
-               str(record), *_stage_args(root, root / "p2" / "params.yaml", "two")]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    run_two_ranks("tests.test_generation_distributed", str(record),
+                  *_stage_args(root, root / "p2" / "params.yaml", "two"))
     return root
 
 
