@@ -7,6 +7,10 @@ Each rank's loss is the mean over an equal slice, so the average of the ranks' g
 gradient up to the order of float summation. Weights, optimizer and EMA then stay identical on every rank; rank 0
 alone writes checkpoints and outputs (`World.is_main`).
 
+A loss that compares samples across the batch (the student's contrastive loss and its memory bank) sees the whole
+batch through `gather_batch`, an all_gather whose backward returns each rank the gradient of its own slice, so the
+averaged gradients stay the single-process gradient.
+
 Without torchrun (WORLD_SIZE unset or 1) everything here is a no-op: `process_group` yields a one-process `World`
 and a loop takes its single-process path unchanged. The backend is `nccl` on CUDA and `gloo` on CPU, with a timeout of
 `GROUP_TIMEOUT` for any one collective.
@@ -131,6 +135,21 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     """A seed for one rank's global torch stream (dropout) at one step: distinct across ranks, and a function of the
     step alone, so a resumed run draws the same masks without saving every rank's stream."""
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0]) >> 1
+
+
+def gather_batch(tensor: torch.Tensor, world: World) -> torch.Tensor:
+    """The ranks' slices (B / N, ...) put together in rank order: the whole batch (B, ...), as one process holds it,
+    on every rank; `tensor` itself in one process.
+
+    Gradients flow back to every rank's slice: the backward sums, for each slice, the gradients that all ranks' copies
+    of the batch received. When every rank computes the same loss of the whole batch, that is N times the loss's
+    gradient, which DDP's average over the N ranks turns back into the single-process gradient.
+    """
+    if not world.distributed:
+        return tensor
+    from torch.distributed.nn.functional import all_gather  # autograd-aware, unlike dist.all_gather
+
+    return torch.cat(all_gather(tensor))
 
 
 def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,13 @@ pairs; the same t and the same noise tensor for both streams; teacher features u
 motion with the largest cumulative MIC attention, of the paired target's length, is cut from the clean motion and from
 the noise and re-noised at the same t, then reconstructed by the student under the target's condition (text prompt +
 action) as a pseudo-label.
+
+Under torchrun (`nproc` > 1, kinemic.distributed) it trains data-parallel, DDP over the trainable parts (student, MIC,
+logit scale; the frozen teacher is replicated): every rank draws the whole batch as one process does (samples, crops,
+t, noise, the text and action dropout masks) and runs the networks on its slice; the contrastive loss and the memory
+bank see the whole batch's embeddings, gathered from every rank. The gradients, and so the weights, are one process's
+up to float summation order, except for transformer and LoRA dropout masks (0 in the default params), which each rank
+draws for its own slice. Rank 0 alone reports progress and writes the resume checkpoints.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +41,24 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from kinemic.batching import collate, crop_length
 from kinemic.corpus import PreparedPrior
 from kinemic.devices import autocast, resolve_device
 from kinemic.diffusion import GaussianDiffusion, masked_mse
-from kinemic.models.mdm import MDM, MDMConfig
+from kinemic.distributed import (
+    World,
+    check_agree,
+    current_world,
+    gather_batch,
+    mean_over_ranks,
+    process_group,
+    rank_device,
+    shard,
+    step_seed,
+)
+from kinemic.models.mdm import MDM, MDMConfig, _drop_mask
 from kinemic.models.mic import MIC, MICConfig
 from kinemic.motion import FeatureStats
 from kinemic.objectives import (
@@ -100,6 +120,7 @@ class TrainConfig:
     prior_max_frames: int = 0  # longest prior crop; 0: the teacher's training crop (its checkpoint's max_frames)
     seed: int = 42
     device: str = "auto"
+    nproc: int = 1  # > 1: data-parallel training in that many processes under torchrun (kinemic.distributed)
     precision: str = "fp32"
     checkpoint_every: int = 100
     log_every: int = 10
@@ -107,9 +128,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"train.method must be one of {METHODS}, got {self.method!r}")
-        for name in ("steps", "checkpoint_every", "log_every"):
+        for name in ("steps", "checkpoint_every", "log_every", "nproc"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.target_batch % self.nproc:  # target_batch 0 (every few-shot sample) is checked against the set
+            raise ValueError(f"train.target_batch ({self.target_batch}) must be divisible by train.nproc "
+                             f"({self.nproc}): each process trains on an equal slice of the global batch")
         if self.window_speed_ratio and self.window_speed_ratio <= 1.0:
             raise ValueError(f"train.window_speed_ratio must be 0 (off) or > 1, got {self.window_speed_ratio}")
         if self.prior_max_frames < 0:
@@ -256,9 +280,14 @@ def build_student(teacher: MDM, num_classes: int, config: TrainConfig) -> Studen
     return StudentParts(student, mic, logit_scale)
 
 
+def _base_model(student: nn.Module) -> MDM:
+    """The MDM inside a LoRA-wrapped student (the student itself when it is plain)."""
+    return student.get_base_model() if hasattr(student, "get_base_model") else student
+
+
 def _set_dropout_probs(student: nn.Module, config: TrainConfig) -> None:
     """Text and action are dropped independently for guidance, with the train section's probabilities."""
-    base = student.get_base_model() if hasattr(student, "get_base_model") else student
+    base = _base_model(student)
     base.config = dataclasses.replace(
         base.config, cond_mask_prob=config.text_mask_prob, action_mask_prob=config.action_mask_prob
     )
@@ -335,10 +364,59 @@ class StepInputs:
     bank: MemoryBank
     generator: torch.Generator
     device: torch.device
+    world: World = World()  # under DDP: this rank's place, which picks its slice of the batch
+
+
+def _own_rows(world: World, batch_size: int) -> Callable[[Tensor], Tensor]:
+    """Under DDP, this rank's rows (its `shard`) of a tensor of the whole batch; in one process, the tensor itself."""
+    if not world.distributed:
+        return lambda value: value
+    local = shard(batch_size, world)
+    return lambda value: value[local]
+
+
+@contextmanager
+def _conditions_dropped_by_caller(base: MDM, drop_action: Tensor) -> Iterator[None]:
+    """The model's own condition dropout off, and the action embedding zeroed on `drop_action`'s rows, as that
+    dropout zeroes it (`MDM.condition_token`); the caller zeroes the dropped rows of the text input itself."""
+    config = base.config
+    base.config = dataclasses.replace(config, cond_mask_prob=0.0, action_mask_prob=0.0)
+    hook = base.embed_action.register_forward_hook(
+        lambda _module, _args, out: torch.where(drop_action.unsqueeze(1), torch.zeros_like(out), out))
+    try:
+        yield
+    finally:
+        hook.remove()
+        base.config = config
+
+
+def _student_stream(inputs: StepInputs, x_t: Tensor, t: Tensor, text: Tensor, action: Tensor, mask: Tensor,
+                    own: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """One student stream: x0 prediction and last-layer features, with guidance's training-time condition dropout.
+
+    In one process the model draws the dropout from the step's generator: a (B,) uniform per condition with a nonzero
+    probability, text first. Under DDP this rank holds a slice of B, so the same draws are made here for the whole
+    batch (the generator stays in step with one process's) and the rank's rows of the masks are applied.
+    """
+    student, generator = inputs.parts.student, inputs.generator
+    if not inputs.world.distributed:
+        return student(x_t, t, text_emb=text, action=action, mask=mask, return_latent=True, generator=generator)
+    base, batch_size, device = _base_model(student), len(inputs.batch.target_idx), x_t.device
+    drop_text = own(_drop_mask(batch_size, base.config.cond_mask_prob, device, generator))
+    drop_action = own(_drop_mask(batch_size, base.config.action_mask_prob, device, generator))
+    text = torch.where(drop_text.unsqueeze(1), torch.zeros_like(text), text)  # the null text, as the model makes it
+    with _conditions_dropped_by_caller(base, drop_action):
+        return student(x_t, t, text_emb=text, action=action, mask=mask, return_latent=True)
 
 
 def kinemic_step(inputs: StepInputs) -> tuple[Tensor, StepLosses]:
-    """Loss of one step for any trainable method (prior terms only for kinemic)."""
+    """Loss of one step for any trainable method (prior terms only for kinemic).
+
+    Under DDP (`inputs.world`) the batch, its padding and every random draw are the whole batch's, as in one process,
+    and the networks run on this rank's slice. The returned loss is the slice's mean terms plus the whole batch's
+    contrastive term (eq. 1 over every rank's embeddings), so the ranks' averaged gradient is one process's gradient;
+    the returned StepLosses are this rank's, to be averaged over the ranks.
+    """
     parts, teacher, diffusion, data, batch = inputs.parts, inputs.teacher, inputs.diffusion, inputs.data, inputs.batch
     stats, config, bank, generator, device = inputs.stats, inputs.config, inputs.bank, inputs.generator, inputs.device
     target = collate([data.target_features[i] for i in batch.target_idx], stats, device)
@@ -351,42 +429,42 @@ def kinemic_step(inputs: StepInputs) -> tuple[Tensor, StepLosses]:
     bsz = len(batch.target_idx)
     t = diffusion.sample_timesteps(bsz, generator).to(device)
     noise = torch.randn((bsz, frames, target.x0.shape[2]), generator=generator).to(device)  # shared by both streams
+    own = _own_rows(inputs.world, bsz)
+    labels, t, noise, prompt = own(batch.labels), own(t), own(noise), own(prompt)
 
     # Each stream runs at its own padded length; both read the same noise tensor from frame 0.
-    x0_t, mask_t = target.x0, target.mask
+    x0_t, mask_t, lengths_t = own(target.x0), own(target.mask), own(target.lengths)
     with autocast(device, config.precision):
-        pred_t, u_t = parts.student(
-            diffusion.q_sample(x0_t, t, noise[:, : x0_t.shape[1]]), t, text_emb=prompt, action=batch.labels,
-            mask=mask_t, return_latent=True, generator=generator,
-        )
+        pred_t, u_t = _student_stream(
+            inputs, diffusion.q_sample(x0_t, t, noise[:, : x0_t.shape[1]]), t, prompt, labels, mask_t, own)
     rec_t = masked_mse(pred_t.float(), x0_t, mask_t).mean()  # eq. (3): target reconstruction
     total = config.lambda_rec * rec_t
     if not config.uses_prior:
         return total, StepLosses(target_rec=rec_t.item(), loss=total.item())
 
-    x0_p, mask_p = prior.x0, prior.mask
+    x0_p, mask_p, lengths_p = own(prior.x0), own(prior.mask), own(prior.lengths)
     noise_p = noise[:, : x0_p.shape[1]]
-    caption_emb = torch.from_numpy(data.caption_embeddings[batch.prior_captions]).to(device)
+    caption_emb = own(torch.from_numpy(data.caption_embeddings[batch.prior_captions]).to(device))
     with torch.no_grad(), autocast(device, config.precision):
         _, u_p = teacher(diffusion.q_sample(x0_p, t, noise_p), t, text_emb=caption_emb, mask=mask_p, return_latent=True)
     u_p, u_t = u_p.float(), u_t.float()
 
-    out_t = parts.mic(u_t, target.lengths)
-    out_p = parts.mic(u_p.detach(), prior.lengths)
-    cand_z, cand_labels = bank.extend(out_p.z, batch.labels)
-    contrastive = snn_loss(out_t.z, cand_z, batch.labels, cand_labels, parts.logit_scale)  # eq. (1): MIC contrastive
+    out_t = parts.mic(u_t, lengths_t)
+    out_p = parts.mic(u_p.detach(), lengths_p)
+    # eq. (1) and the bank over the whole batch: under DDP every rank's embeddings in batch order, with gradients
+    z_t, z_p = gather_batch(out_t.z, inputs.world), gather_batch(out_p.z, inputs.world)
+    cand_z, cand_labels = bank.extend(z_p, batch.labels)
+    contrastive = snn_loss(z_t, cand_z, batch.labels, cand_labels, parts.logit_scale)  # eq. (1): MIC contrastive
 
-    window = torch.minimum(prior.lengths, target.lengths)  # m: the paired target's length, inside the prior
-    starts = best_window_starts(out_p.attention.detach(), prior.lengths, window)  # eq. (2): most attended window
-    w_frames = int(window.max())
+    windows = torch.minimum(prior.lengths, target.lengths)  # m: the paired target's length, inside the prior
+    w_frames = int(windows.max())  # the whole batch's: a rank pads its slice as one process pads the batch
+    window = own(windows)
+    starts = best_window_starts(out_p.attention.detach(), lengths_p, window)  # eq. (2): most attended window
     mask_w = window_mask(window, w_frames)
     x0_w = align_to_window(x0_p, starts, window, w_frames) * mask_w[..., None]
     noise_w = align_to_window(noise_p, starts, window, w_frames)
     with autocast(device, config.precision):
-        pred_w, u_w = parts.student(
-            diffusion.q_sample(x0_w, t, noise_w), t, text_emb=prompt, action=batch.labels, mask=mask_w,
-            return_latent=True, generator=generator,
-        )
+        pred_w, u_w = _student_stream(inputs, diffusion.q_sample(x0_w, t, noise_w), t, prompt, labels, mask_w, own)
     u_w = u_w.float()
     rec_w = masked_mse(pred_w.float(), x0_w, mask_w)  # (B,) eq. (4): window reconstruction
     weight = torch.ones_like(rec_w)
@@ -396,7 +474,7 @@ def kinemic_step(inputs: StepInputs) -> tuple[Tensor, StepLosses]:
     kept = None
     if config.window_speed_ratio:  # the kinematic quality filter: implausible windows leave eqs. (4) and (5)
         reference = class_speeds(data.target_features, data.target_labels, len(data.class_names))
-        kept = plausible_windows(x0_w, mask_w, stats, batch.labels, reference, config.window_speed_ratio)
+        kept = plausible_windows(x0_w, mask_w, stats, labels, reference, config.window_speed_ratio)
         weight = weight * kept
     # eq. (1) plus eq. (4) weighted per window by eq. (6)
     total = total + config.lambda_contrastive * contrastive + config.lambda_window_rec * (weight * rec_w).mean()
@@ -422,6 +500,20 @@ def kinemic_step(inputs: StepInputs) -> tuple[Tensor, StepLosses]:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+class _TrainedParts(nn.Module):
+    """The trainable parts as one module, whose forward is one step's loss: what DistributedDataParallel wraps, so
+    that it averages the gradients of student, MIC and logit scale alike. The frozen teacher stays outside."""
+
+    def __init__(self, parts: StudentParts) -> None:
+        super().__init__()
+        self.student = parts.student
+        self.mic = parts.mic
+        self.logit_scale = parts.logit_scale
+
+    def forward(self, inputs: StepInputs) -> tuple[Tensor, StepLosses]:
+        return kinemic_step(inputs)
+
+
 @dataclass
 class TrainResult:
     checkpoint: StudentCheckpoint
@@ -433,7 +525,9 @@ class TrainResult:
 
 def run_fingerprint(config: TrainConfig, teacher: TeacherCheckpoint, data: TrainingData) -> str:
     """Identity of a training run: config, every byte of the data and of the teacher's weights, stats and schedule."""
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    fields = dataclasses.asdict(config)
+    del fields["nproc"]  # 1 or N processes train on the same global batches: the same run up to float order
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
     digest.update(data.fingerprint().encode())
     for name, value in teacher.model.state_dict().items():
         digest.update(name.encode())
@@ -457,11 +551,14 @@ def train_student(
     `progress(step, steps, row)` gets every logged row: the step, the mean of each loss term over the steps since
     the last row, and the learning rate the step was trained at (`lr`). `resume_dir` holds the resume checkpoint;
     `stop_after` ends early after that many steps (it simulates an interruption in tests).
+
+    Under torchrun every process calls this: it joins the process group (created here unless the caller made one)
+    and trains on its slice of each global batch. Every rank returns the same weights and rows; rank 0 alone reports
+    `progress` and writes the resume checkpoint, which every rank reads on a resume.
     """
     start_time = time.perf_counter()
-    device = resolve_device(config.device)
+    device = rank_device(resolve_device(config.device), current_world())  # under torchrun on CUDA: this rank's GPU
     teacher.model.to(device).eval().requires_grad_(False)
-    num_classes = len(data.class_names)
     common = dict(
         method=config.method,
         class_names=data.class_names,
@@ -478,9 +575,24 @@ def train_student(
         return TrainResult(StudentCheckpoint(model=model.cpu(), extra={"steps": 0}, **common), [], 0, 0.0, None)
     if config.uses_prior and (data.prior is None or not data.pairs_by_class):
         raise ValueError("method 'kinemic' needs the prepared prior and the soft pairs")
+    with process_group(device) as world:
+        return _train(teacher, data, config, common, resume_dir, progress, stop_after, device, world, start_time)
 
+
+def _train(
+    teacher: TeacherCheckpoint,
+    data: TrainingData,
+    config: TrainConfig,
+    common: dict[str, Any],
+    resume_dir: Path | None,
+    progress: Callable[[int, int, dict[str, float]], None] | None,
+    stop_after: int | None,
+    device: torch.device,
+    world: World,
+    start_time: float,
+) -> TrainResult:
     torch.manual_seed(config.seed)
-    parts = build_student(teacher.model, num_classes, config)
+    parts = build_student(teacher.model, len(data.class_names), config)
     parts.student.train()
     diffusion = teacher.diffusion()
     lr = config.learning_rate
@@ -509,18 +621,29 @@ def train_student(
         bank.load_state_dict(state["bank"])
         history, step = list(state["history"]), int(state["step"])
         window = list(state["window"])
-        log.info("resuming %s training from step %d", config.method, step)
+        if world.is_main:
+            log.info("resuming %s training from step %d", config.method, step)
     resumed_from = step
+    step_loss: Callable[[StepInputs], tuple[Tensor, StepLosses]] = kinemic_step
+    if world.distributed:
+        check_agree(step, "the step to resume from", device)
+        step_loss = DistributedDataParallel(
+            _TrainedParts(parts),
+            device_ids=[device.index] if device.type == "cuda" else None,
+            forward_sync_buffers=False,  # the only buffers, the positional tables, are constants
+        )
 
     prior_frames = config.prior_max_frames or teacher.max_frames  # crops as long as the teacher was trained on
     while step < config.steps:
         batch = draw_batch(data, config, rng, device, prior_frames)
-        loss, losses = kinemic_step(StepInputs(
+        if world.distributed:
+            torch.manual_seed(step_seed(config.seed, step, world.rank))  # this rank's transformer and LoRA dropout
+        loss, losses = step_loss(StepInputs(
             parts=parts, teacher=teacher.model, diffusion=diffusion, data=data, batch=batch, stats=teacher.stats,
-            config=config, bank=bank, generator=generator, device=device,
+            config=config, bank=bank, generator=generator, device=device, world=world,
         ))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP: the gradients averaged over the ranks, i.e. the batch's gradient
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(clipped, config.grad_clip)
         optimizer.step()
@@ -528,15 +651,15 @@ def train_student(
             with torch.no_grad():
                 parts.logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
         step += 1
-        window.append(losses.as_dict())
+        window.append((_mean_over_ranks(losses, device) if world.distributed else losses).as_dict())
         if step % config.log_every == 0 or step == config.steps:
             row = {"step": step, **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]},
                    "lr": optimizer.param_groups[0]["lr"]}  # the rate this step was trained at
             history.append(row)
             window = []
-            if progress is not None:
+            if progress is not None and world.is_main:
                 progress(step, config.steps, row)
-        if checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
+        if world.is_main and checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
             save_resume(resume_path, _resume_state(parts, optimizer, bank, history, window, step), rng, generator)
         if stop_after is not None and step >= stop_after:
             break
@@ -545,8 +668,17 @@ def train_student(
     model = merged_model(parts.student).cpu().eval().requires_grad_(False)
     extra: dict[str, Any] = {"steps": step, "lr": lr}
     checkpoint = StudentCheckpoint(model=model, extra=extra, **common)
-    discard_finished(resume_path, step, config.steps)
+    if world.is_main:
+        discard_finished(resume_path, step, config.steps)
     return TrainResult(checkpoint, history, resumed_from, time.perf_counter() - start_time, parts)
+
+
+def _mean_over_ranks(losses: StepLosses, device: torch.device) -> StepLosses:
+    """The whole batch's terms from the ranks' own: each the mean of the equal slices' means, as one process logs it
+    (the contrastive term and the logit scale, the same on every rank, stay what they are)."""
+    terms = losses.as_dict()
+    means = mean_over_ranks(torch.tensor(list(terms.values()), dtype=torch.float64, device=device))
+    return dataclasses.replace(losses, **dict(zip(terms, means.tolist(), strict=True)))
 
 
 def _resume_state(parts: StudentParts, optimizer, bank, history, window, step) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """Stage `train`: fit the student (KineMIC or a baseline) on the few-shot set, the soft pairs and the teacher.
 
+With `train.nproc` > 1 training runs data-parallel: the stage re-runs itself under torchrun in that many processes
+(kinemic.distributed), and rank 0 alone writes the student, curves, plots and metrics (kinemic.training).
+
 The losses and learning rate go through DVCLive to `--live` as training goes (`dvc exp show` follows a running
 experiment); step times go to runs/live/train only (kinemic.live).
 """
@@ -7,6 +10,7 @@ experiment); step times go to runs/live/train only (kinemic.live).
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from tqdm import tqdm
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.devices import resolve_device
+from kinemic.distributed import current_world, rank_device, relaunch, share_threads, warn_cpu_processes
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.live import CurveLog, run_facts_dir, write_curves_live
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
@@ -61,10 +66,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     parser.add_argument("--previews", type=int, default=3)
     args = parse_stage_args(parser, argv)
-    run = StageRun("train", args.params)
-
     config = config_from_params(TrainConfig, load_section("train", args.params), "train")
     device = resolve_device(config.device)
+    if config.method != "zeroshot":  # zero-shot trains nothing: one process, whatever train.nproc says
+        warn_cpu_processes("train", config.nproc, device, "the weights are the same up to float summation order")
+        if relaunch(config.nproc, "stages.train", sys.argv[1:] if argv is None else argv):
+            return  # the torchrun processes did the work
+    run = StageRun("train", args.params)
+    share_threads(run.config.threads)  # under torchrun: runtime.threads split between the processes
+    world = current_world()
+    device = rank_device(device, world)  # under torchrun on CUDA: this rank's GPU, where its teacher copy goes
     teacher = TeacherCheckpoint.load(Path(args.teacher) / "teacher.pt", device)
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), args.text_cache)
     fewshot = PreparedTarget.load(Path(args.target)).split("fewshot")
@@ -73,9 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     data = build_training_data(fewshot, pairs, prior, embed)
 
     bar = tqdm(total=config.steps if config.method != "zeroshot" else 0, desc=f"train[{config.method}]", unit="step",
-               mininterval=5)
-
-    curve, timing = CurveLog(args.live), CurveLog(run_facts_dir(args.params, "train"), timestamps=True)
+               mininterval=5, disable=not world.is_main)
+    # Rank 0 alone logs (only it gets progress calls): the curve to --live, the step times to runs/ only.
+    curve = CurveLog(args.live) if world.is_main else None
+    timing = CurveLog(run_facts_dir(args.params, "train"), timestamps=True) if world.is_main else None
     last = [0, time.perf_counter()]
 
     def progress(step: int, total: int, row: dict) -> None:
@@ -90,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
 
     result = train_student(teacher, data, config, Path(args.resume_dir), progress)
     bar.close()
+    if not world.is_main:
+        return  # rank 0 writes the outputs
     curve.close()
     timing.close()
     # The whole curve, rewritten: a resumed run logged only the steps after its checkpoint as it went.
@@ -112,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     final = result.losses[-1] if result.losses else {}
     metrics = {f"final.{k}": round(float(v), 6) for k, v in final.items() if k not in ("step", "lr")}  # lr: a param
     metrics.update(method=config.method, steps=int(final.get("step", 0)), mining_previews=previews)
-    run.facts.update(resumed_from=result.resumed_from, train_seconds=round(result.seconds, 1))
+    run.facts.update(resumed_from=result.resumed_from, train_seconds=round(result.seconds, 1), processes=world.size)
     write_json(args.metrics, metrics)
     print(f"train[{config.method}]: {metrics.get('steps')} steps in {result.seconds:.0f} s")
     run.finish(device=device)
