@@ -8,8 +8,8 @@ gradient up to the order of float summation. Weights, optimizer and EMA then sta
 alone writes checkpoints and outputs (`World.is_main`).
 
 A loss that compares samples across the batch (the student's contrastive loss and its memory bank) sees the whole
-batch through `gather_batch`, an all_gather whose backward returns each rank the gradient of its own slice, so the
-averaged gradients stay the single-process gradient.
+batch through `gather_batch`, an all_gather whose backward gives each rank the sum of the ranks' gradients of its own
+slice, so the averaged gradients stay the single-process gradient.
 
 Without torchrun (WORLD_SIZE unset or 1) everything here is a no-op: `process_group` yields a one-process `World`
 and a loop takes its single-process path unchanged. The backend is `nccl` on CUDA and `gloo` on CPU, with a timeout of
@@ -147,9 +147,25 @@ def gather_batch(tensor: torch.Tensor, world: World) -> torch.Tensor:
     """
     if not world.distributed:
         return tensor
-    from torch.distributed.nn.functional import all_gather  # autograd-aware, unlike dist.all_gather
+    return _GatherBatch.apply(tensor, world)
 
-    return torch.cat(all_gather(tensor))
+
+class _GatherBatch(torch.autograd.Function):
+    """all_gather with the gradient `gather_batch` describes (torch.distributed.nn.functional.all_gather has the same
+    gradient, but is deprecated in torch 2.14 and warns)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, world: World) -> torch.Tensor:
+        ctx.rows = shard(tensor.shape[0] * world.size, world)
+        slices = [torch.empty_like(tensor) for _ in range(world.size)]
+        dist.all_gather(slices, tensor.contiguous())
+        return torch.cat(slices)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        total = grad.clone(memory_format=torch.contiguous_format)  # all_reduce sums in place: not autograd's buffer
+        dist.all_reduce(total)  # every rank's gradient of the whole batch, summed
+        return total[ctx.rows], None
 
 
 def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
