@@ -21,7 +21,7 @@ from kinemic.checkpoint_import import load_official_mdm
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.devices import resolve_device
-from kinemic.distributed import current_world, relaunch, share_threads
+from kinemic.distributed import current_world, relaunch, share_threads, warn_cpu_processes
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.live import CurveLog, run_facts_dir, write_curves_live
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
@@ -104,8 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-cache", type=Path, default=default_cache_dir())
     args = parse_stage_args(parser, argv)
     config = config_from_params(TeacherConfig, load_section("teacher", args.params), "teacher")
-    if config.source == "pretrain" and relaunch(config.nproc, "stages.teacher", sys.argv[1:] if argv is None else argv):
-        return  # the torchrun processes did the work
+    if config.source == "pretrain":  # a released or official teacher trains nothing: one process
+        warn_cpu_processes("teacher", config.nproc, resolve_device(config.device),
+                           "the weights are the same up to float summation order")
+        if relaunch(config.nproc, "stages.teacher", sys.argv[1:] if argv is None else argv):
+            return  # the torchrun processes did the work
     run = StageRun("teacher", args.params)
     share_threads(run.config.threads)  # under torchrun: runtime.threads split between the processes
 

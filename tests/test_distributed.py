@@ -236,3 +236,14 @@ def test_nproc_is_validated_and_not_part_of_the_run():
 
 if __name__ == "__main__":
     _worker(Path(sys.argv[1]))
+
+
+def test_more_processes_on_a_cpu_warn_once_that_they_share_the_cores(caplog):
+    from kinemic.distributed import warn_cpu_processes
+
+    with caplog.at_level("WARNING"):
+        warn_cpu_processes("teacher", 1, torch.device("cpu"), "same")
+        warn_cpu_processes("teacher", 2, torch.device("cuda"), "same")
+        assert not caplog.records
+        warn_cpu_processes("teacher", 2, torch.device("cpu"), "the weights are the same")
+    assert len(caplog.records) == 1 and "teacher.nproc=2 on a CPU" in caplog.text and "the weights are" in caplog.text
