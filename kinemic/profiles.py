@@ -81,15 +81,19 @@ def apply(name: str, params_path: Path, root: Path = PROFILES_DIR) -> list[str]:
 
 def profiled_params(name: str, params_path: Path, root: Path = PROFILES_DIR) -> dict[str, Any]:
     """The params `apply` would write, as plain data; the file is left alone."""
-    params = parse_params(params_path.read_text())
-    merge(params, json.loads(json.dumps(overrides(name, root))))
-    return params
+    return _with_profile(parse_params(params_path.read_text()), name, root)
+
+
+def _with_profile(params: dict[str, Any], name: str, root: Path) -> dict[str, Any]:
+    merged = json.loads(json.dumps(params))  # a deep copy: the caller's dict stays as read
+    merge(merged, json.loads(json.dumps(overrides(name, root))))
+    return merged
 
 
 def override_text(value: Any) -> str:
     """A value as DVC's (hydra's) override grammar reads it back: JSON, with floats always written as floats (hydra
     reads `2e-05` as a string, `2.0e-05` as a number)."""
-    if isinstance(value, float) and not isinstance(value, bool):
+    if isinstance(value, float):
         text = repr(value)
         mantissa, _, exponent = text.partition("e")
         return f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else text
@@ -98,8 +102,8 @@ def override_text(value: Any) -> str:
 
 def dvc_set_args(name: str, params_path: Path, root: Path = PROFILES_DIR) -> list[str]:
     """`-S key=value` options for `dvc exp run` that make the experiment's params what `apply` would write."""
-    old = flat_params(parse_params(params_path.read_text()))
-    new = flat_params(profiled_params(name, params_path, root))
+    params = parse_params(params_path.read_text())
+    old, new = flat_params(params), flat_params(_with_profile(params, name, root))
     dropped = sorted(old.keys() - new.keys())
     if dropped:
         raise ValueError(f"profile {name!r} replaces a mapping and drops {dropped}, which `-S` cannot express: "
