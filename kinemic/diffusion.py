@@ -437,6 +437,18 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tens
     return total / count.clamp_min(1)
 
 
+def masked_velocity_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """(B,) `masked_mse` of the frame-to-frame differences: MDM's velocity term (`lambda_vel`), on the features.
+
+    A difference counts where both of its frames are valid. Against the plain MSE it weighs what a per-frame error
+    hides: jitter between neighbouring frames and a motion predicted as a still mean pose.
+    """
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(f"pred and target must both be (B, T, J), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    pairs = None if mask is None else mask[:, 1:] & mask[:, :-1]
+    return masked_mse(pred.diff(dim=1), target.diff(dim=1), pairs)
+
+
 class ConditionalDenoiser(Protocol):
     """What `classifier_free_guidance` needs: `kinemic.models.mdm.MDM` satisfies it."""
 

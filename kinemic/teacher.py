@@ -47,7 +47,7 @@ from kinemic.checkpoints import (
 from kinemic.conditioning import TextSpec
 from kinemic.corpus import PreparedPrior
 from kinemic.devices import autocast, resolve_device
-from kinemic.diffusion import GaussianDiffusion, masked_mse
+from kinemic.diffusion import GaussianDiffusion, masked_mse, masked_velocity_mse
 from kinemic.distributed import (
     World,
     check_agree,
@@ -102,6 +102,7 @@ class TeacherConfig:
     warmup_steps: int = 0
     weight_decay: float = 0.0
     ema_decay: float = 0.0  # > 0: the saved teacher is an EMA of the weights (MDM: 0.9999); 0: the raw weights
+    velocity_weight: float = 0.0  # > 0: adds the x0 prediction's frame-difference MSE (MDM's lambda_vel) to the loss
     max_frames: int = 196
     unit_length: int = 4
     splits: tuple[str, ...] = ("train",)
@@ -141,7 +142,7 @@ class TeacherConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
-                    non_negative=("weight_decay", "guidance", "preview_steps"))
+                    non_negative=("weight_decay", "guidance", "preview_steps", "velocity_weight"))
         # Keys and values checked here, before any data loads. The mappings as given stay beside the typed views:
         # they are what the resume fingerprint and a release's recipe hold (`params`).
         given = {"model": _as_mapping("model", self.model, MDMConfig),
@@ -307,8 +308,7 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     """
     digest = hashlib.sha256()
     fields = config.params()  # model and text as given, as before they were typed: old checkpoints still match
-    if fields["ema_decay"] == 0.0:  # EMA off: the same identity as before the field existed, so resumes still match
-        del fields["ema_decay"]
+    fields = without_later_fields_off(fields)
     del fields["card"]  # the card scores the finished teacher; it does not shape the run
     del fields["release"]  # where a finished teacher is published, not how it is trained
     del fields["preview_sampler"]  # how the finished teacher is previewed
@@ -317,6 +317,15 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     update_with_tensor(digest, text_table)  # the caption embeddings as used (this covers the text encoder)
     digest.update(prior_hash(prior).encode())
     return digest.hexdigest()[:16]
+
+
+# Recipe fields added after runs and releases existed: off (0), they are left out of a run's identity and a release's
+# recipe, so those runs still resume and those releases still read as trained with the recipe they record.
+LATER_FIELDS = ("ema_decay", "velocity_weight")
+
+
+def without_later_fields_off(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if not (k in LATER_FIELDS and v == 0.0)}
 
 
 def prior_hash(prior: PreparedPrior) -> str:
@@ -431,6 +440,8 @@ def _pretrain(
         with autocast(device, config.precision):
             pred = net(x_t, t, text_emb=text_table[caption_idx], mask=mask, generator=forward_generator)
         loss = masked_mse(pred.float(), x0, mask).mean()
+        if config.velocity_weight > 0:
+            loss = loss + config.velocity_weight * masked_velocity_mse(pred.float(), x0, mask).mean()
         if world.distributed:
             _skip_condition_draws(generator, len(motions), mdm_config)
         optimizer.zero_grad(set_to_none=True)

@@ -39,6 +39,7 @@ from kinemic.teacher import (
     pretrain_teacher,
     prior_hash,
     run_fingerprint,
+    without_later_fields_off,
 )
 
 RELEASE_FORMAT = "kinemic.teacher-release/1"
@@ -140,7 +141,8 @@ def read_losses(folder: Path) -> list[tuple[int, float]]:
 def release_recipe(config: TeacherConfig) -> dict[str, Any]:
     """What a release records of the config it was trained with: the fields that shape training, as params give them
     (`TeacherConfig.params`: model and text as written in the recipe), in JSON types."""
-    return json.loads(json.dumps({k: v for k, v in config.params().items() if k not in NOT_RECIPE}))
+    fields = without_later_fields_off(config.params())
+    return json.loads(json.dumps({k: v for k, v in fields.items() if k not in NOT_RECIPE}))
 
 
 def write_release(folder: Path, teacher: TeacherCheckpoint, prior: PreparedPrior, recipe: TeacherConfig,
@@ -197,6 +199,8 @@ def train_in_snapshots(prior: PreparedPrior, embed: TextEmbedder, config: Teache
     out.mkdir(parents=True, exist_ok=True)
     snapshots: list[Snapshot] = []
     start = time.perf_counter()
+    resume_path = run_resume_path(resume_dir, config, prior, embed)
+    resumed = int(load_torch_file(resume_path)["step"]) if resume_path.is_file() else 0
     stop = every
     while stop <= until:
         ema_path, raw_path = out / f"ema_{stop:06d}.pt", out / f"raw_{stop:06d}.pt"
@@ -204,11 +208,14 @@ def train_in_snapshots(prior: PreparedPrior, embed: TextEmbedder, config: Teache
             snapshots.append(Snapshot(stop, ema_path if ema_path.is_file() else None, raw_path, 0.0))
             stop += every
             continue
+        if stop <= resumed:  # the run starts past it (a variant started from another run's state): nothing to keep
+            stop += every
+            continue
         result = pretrain_teacher(prior, embed, config, text_encoder, resume_dir, progress, stop_after=stop)
         teacher = result.teacher
         if config.ema_decay > 0:
             teacher.save(ema_path)
-        state = _resume_state(resume_dir, config, prior, embed)
+        state = load_torch_file(resume_path)
         raw = MDM.from_config(teacher.model.config)
         raw.load_state_dict(state["model"])
         dataclasses.replace(teacher, model=raw.eval()).save(raw_path)
@@ -218,9 +225,8 @@ def train_in_snapshots(prior: PreparedPrior, embed: TextEmbedder, config: Teache
     return snapshots
 
 
-def _resume_state(resume_dir: Path, config: TeacherConfig, prior: PreparedPrior, embed: TextEmbedder) -> dict:
-    """The raw weights' state of the run's resume checkpoint, found as `pretrain_teacher` finds it."""
+def run_resume_path(resume_dir: Path, config: TeacherConfig, prior: PreparedPrior, embed: TextEmbedder) -> Path:
+    """The run's resume checkpoint, found as `pretrain_teacher` finds it."""
     prior = prior.subset(config.splits)
     table = torch.from_numpy(np.asarray(embed(prior.captions["caption"].tolist()), dtype=np.float32))
-    path = resume_file(resume_dir, lambda: run_fingerprint(config, prior, table))
-    return load_torch_file(path)
+    return resume_file(resume_dir, lambda: run_fingerprint(config, prior, table))

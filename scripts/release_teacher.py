@@ -17,11 +17,13 @@ import argparse
 import csv
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
 import yaml
 
+from kinemic.checkpoints import load_torch_file
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.params import config_from_params
@@ -29,7 +31,7 @@ from kinemic.recogniser import RecogniserConfig
 from kinemic.runtime import apply_threads, platform_facts
 from kinemic.teacher import LoggedStep, TeacherCheckpoint, TeacherConfig
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card
-from kinemic.teacher_release import train_in_snapshots, write_release
+from kinemic.teacher_release import run_resume_path, train_in_snapshots, write_release
 
 WORK = Path(".release/teacher")
 
@@ -50,11 +52,26 @@ def _train(args: argparse.Namespace) -> None:
         log.write(f"{row.step}\t{row.loss:.6f}\t{time.time():.1f}\n")
         log.flush()
 
+    if args.init_from is not None:
+        _seed_resume(args.init_from, args.snapshots / "resume", config, prior, embed)
     facts = {"hardware": platform_facts(config.device), "until": args.until}
     (args.snapshots / "facts.json").write_text(json.dumps(facts, indent=2))
     for snap in train_in_snapshots(prior, embed, config, spec.to_dict(), args.snapshots / "resume", args.snapshots,
                                    args.every, args.until, progress):
         print(f"step {snap.step}: {snap.raw} ({snap.seconds:.0f} s)", flush=True)
+
+
+def _seed_resume(source: Path, resume_dir: Path, config: TeacherConfig, prior: PreparedPrior, embed) -> None:
+    """Start a recipe variant from another run's loop state (weights, optimizer, EMA, random streams) by writing it as
+    this run's resume checkpoint; a run that already has one keeps it. The variant's steps up to the source's step are
+    then the source's, so its snapshots' step counts stay total training steps."""
+    target = run_resume_path(resume_dir, config, prior, embed)
+    if target.is_file():
+        print(f"{target} exists: resuming it, not {source}")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    print(f"starting from {source} (step {load_torch_file(target)['step']})")
 
 
 def _card_inputs(prior: PreparedPrior, args: argparse.Namespace):
@@ -151,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=WORK / "cards.tsv")
     parser.add_argument("--snapshot", type=Path, help="the snapshot to publish")
     parser.add_argument("--release", type=Path, default=Path("releases/teacher"))
+    parser.add_argument("--init-from", type=Path, help="train: start from this resume checkpoint of another run "
+                        "(a recipe variant fine-tuned from it)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

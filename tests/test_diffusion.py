@@ -16,6 +16,7 @@ from kinemic.diffusion import (
     classifier_free_guidance,
     cosine_beta_schedule,
     masked_mse,
+    masked_velocity_mse,
     run_sampler,
     sampling_schedule,
     space_timesteps,
@@ -300,6 +301,25 @@ def test_masked_mse_equals_direct_computation_and_ignores_padding():
     torch.testing.assert_close(masked_mse(poisoned, target, mask), expected)
     torch.testing.assert_close(masked_mse(pred, target), ((pred - target) ** 2).mean(dim=(1, 2)))
     assert masked_mse(pred, target, torch.zeros_like(mask)).eq(0).all()
+
+
+def test_masked_velocity_mse_scores_frame_differences_over_valid_pairs():
+    """An offset that is constant in time costs nothing; a frame-to-frame error costs its differences' square; a pair
+    that reaches into padding (NaN there) is left out."""
+    gen = torch.Generator().manual_seed(1)
+    target = torch.randn(2, 5, 3, generator=gen)
+    offset = torch.full((1, 1, 3), 2.0)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    assert masked_velocity_mse(target + offset, target, mask).abs().max() < 1e-6
+    assert masked_mse(target + offset, target, mask).min() == pytest.approx(4.0)
+    jitter = target.clone()
+    jitter[:, 1] += 1.0  # one frame off by 1 in every channel: two differences of +-1
+    expected = torch.tensor([2 / 4, 2 / 2])  # 4 valid pairs in the first motion, 2 in the second
+    torch.testing.assert_close(masked_velocity_mse(jitter, target, mask), expected)
+    jitter[1, 3:] = float("nan")
+    torch.testing.assert_close(masked_velocity_mse(jitter, target, mask), expected)
+    with pytest.raises(ValueError, match="pred and target"):
+        masked_velocity_mse(target[0], target[0])
 
 
 def test_masked_mse_shape_errors():

@@ -292,6 +292,23 @@ def test_ema_off_keeps_the_fingerprint_of_runs_before_it_existed():
     assert run_fingerprint(_config(ema_decay=0.99), prior, table) != run_fingerprint(_config(), prior, table)
 
 
+def test_velocity_weight_changes_the_run_and_off_keeps_the_fingerprint():
+    """The velocity term (MDM's lambda_vel) adds to the loss and so moves the weights; at 0 the run and its resume
+    identity are those from before the field existed."""
+    prior = _tiny_prior()
+    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
+    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(velocity_weight=0.0), prior, table)
+    assert run_fingerprint(_config(velocity_weight=1.0), prior, table) != run_fingerprint(_config(), prior, table)
+    plain = pretrain_teacher(prior, _fake_embed, _config(steps=4, log_every=1), {"name": "fake"})
+    weighted = pretrain_teacher(prior, _fake_embed, _config(steps=4, log_every=1, velocity_weight=1.0),
+                                {"name": "fake"})
+    assert weighted.losses[0][1] > plain.losses[0][1]  # step 1: the same draws and MSE, plus a positive term
+    after = weighted.teacher.model.state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in plain.teacher.model.state_dict().items())
+    with pytest.raises(ValueError, match="velocity_weight"):
+        _config(velocity_weight=-1.0)
+
+
 def test_ema_resume_continues_the_same_average(tmp_path):
     prior = _tiny_prior()
     config = _config(ema_decay=0.7)

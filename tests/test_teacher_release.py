@@ -20,6 +20,7 @@ from kinemic.teacher_release import (
     load_release,
     read_losses,
     release_recipe,
+    run_resume_path,
     train_in_snapshots,
     write_release,
 )
@@ -116,6 +117,31 @@ def test_snapshots_equal_uninterrupted_runs_to_that_step(tmp_path):
     assert [s.raw for s in again] == [s.raw for s in snaps]
     with pytest.raises(ValueError, match="multiple"):
         train_in_snapshots(prior, _fake_embed, config, TEXT, tmp_path / "resume", tmp_path / "x", every=3, until=6)
+
+
+def test_a_variant_started_from_another_runs_state_snapshots_only_past_it(tmp_path):
+    """A recipe variant whose resume checkpoint is another run's state at step 4 (scripts/release_teacher.py
+    --init-from) keeps no snapshot at or below 4: those weights are the other run's. Its step 8 is 4 steps of its own
+    recipe on top, unlike the source run's step 8."""
+    prior = _tiny_prior()
+    plain = _config(steps=12, checkpoint_every=2)
+    snaps = train_in_snapshots(prior, _fake_embed, plain, TEXT, tmp_path / "resume", tmp_path / "plain", every=4,
+                               until=4)
+    source = run_resume_path(tmp_path / "resume", plain, prior, _fake_embed)
+    variant = _config(steps=12, checkpoint_every=2, velocity_weight=1.0)
+    target = run_resume_path(tmp_path / "resume", variant, prior, _fake_embed)
+    assert target != source
+    target.parent.mkdir(parents=True)
+    target.write_bytes(source.read_bytes())
+    ran = train_in_snapshots(prior, _fake_embed, variant, TEXT, tmp_path / "resume", tmp_path / "variant", every=4,
+                             until=8)
+    assert [s.step for s in ran] == [8] and TeacherCheckpoint.load(ran[0].raw).step == 8
+    assert not (tmp_path / "variant" / "raw_000004.pt").exists()
+    on = train_in_snapshots(prior, _fake_embed, plain, TEXT, tmp_path / "resume", tmp_path / "plain", every=4,
+                            until=8)
+    assert [s.step for s in on] == [4, 8] and snaps[0].raw == on[0].raw
+    plain_8, variant_8 = TeacherCheckpoint.load(on[1].raw).model, TeacherCheckpoint.load(ran[0].raw).model
+    assert any(not torch.equal(plain_8.state_dict()[k], v) for k, v in variant_8.state_dict().items())
 
 
 def _recipe() -> TeacherConfig:
