@@ -68,13 +68,11 @@ class ClassifierConfig:
     device: str = "auto"  # "auto" picks CUDA when present, else CPU
 
     def __post_init__(self) -> None:
-        # Numeric strings are accepted when built in code; from params.yaml, config_from_params rejects them first,
-        # saying how to write the number (PyYAML reads `5e-4`, without a dot, as a string).
-        for name in ("lr", "momentum", "weight_decay"):
-            try:
-                object.__setattr__(self, name, float(getattr(self, name)))
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"ClassifierConfig.{name} must be a number, got {getattr(self, name)!r}") from err
+        for name in ("lr", "momentum", "weight_decay"):  # a number, never text: as config_from_params has it
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"ClassifierConfig.{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         for name in ("epochs", "batch_size", "num_test_clips", "base_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ClassifierConfig.{name} must be >= 1, got {getattr(self, name)}")

@@ -120,8 +120,7 @@ def _string_hint(value: Any) -> str:
         float(value)
     except ValueError:
         return ""
-    return (" (text: YAML reads an exponent without a decimal point, like 1e-4, as a string; write 1.0e-4 or 0.0001, "
-            "unquoted)")
+    return " (text: a number in quotes is a string; write it unquoted, like 1e-4)"
 
 
 def check_range(section: str, config: object, *, positive: tuple[str, ...] = (),

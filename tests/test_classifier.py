@@ -168,7 +168,9 @@ def test_config_validation():
         ClassifierConfig(center=30)
     with pytest.raises(ValueError, match="weight_decay must be a number"):
         ClassifierConfig(weight_decay="lots")
-    assert ClassifierConfig(weight_decay="5e-4").weight_decay == 5e-4  # PyYAML reads 5e-4 as a string
+    with pytest.raises(ValueError, match=r"weight_decay must be a number, got '5e-4'"):
+        ClassifierConfig(weight_decay="5e-4")  # text is text: params.yaml reads 5e-4 as a number (YAML 1.2)
+    assert ClassifierConfig(weight_decay=0).weight_decay == 0.0 and isinstance(ClassifierConfig(lr=1).lr, float)
     assert ClassifierConfig().model_config(3).base_channels == 64
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
