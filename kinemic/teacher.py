@@ -103,6 +103,7 @@ class TeacherConfig:
     weight_decay: float = 0.0
     ema_decay: float = 0.0  # > 0: the saved teacher is an EMA of the weights (MDM: 0.9999); 0: the raw weights
     velocity_weight: float = 0.0  # > 0: adds the x0 prediction's frame-difference MSE (MDM's lambda_vel) to the loss
+    velocity_from_step: int = 0  # the term is on from this step: a velocity fine-tune of a plain run, in one recipe
     max_frames: int = 196
     unit_length: int = 4
     splits: tuple[str, ...] = ("train",)
@@ -142,7 +143,7 @@ class TeacherConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
-                    non_negative=("weight_decay", "guidance", "preview_steps", "velocity_weight"))
+                    non_negative=("weight_decay", "guidance", "preview_steps", "velocity_weight", "velocity_from_step"))
         # Keys and values checked here, before any data loads. The mappings as given stay beside the typed views:
         # they are what the resume fingerprint and a release's recipe hold (`params`).
         given = {"model": _as_mapping("model", self.model, MDMConfig),
@@ -321,7 +322,7 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
 
 # Recipe fields added after runs and releases existed: off (0), they are left out of a run's identity and a release's
 # recipe, so those runs still resume and those releases still read as trained with the recipe they record.
-LATER_FIELDS = ("ema_decay", "velocity_weight")
+LATER_FIELDS = ("ema_decay", "velocity_weight", "velocity_from_step")
 
 
 def without_later_fields_off(fields: dict[str, Any]) -> dict[str, Any]:
@@ -440,7 +441,7 @@ def _pretrain(
         with autocast(device, config.precision):
             pred = net(x_t, t, text_emb=text_table[caption_idx], mask=mask, generator=forward_generator)
         loss = masked_mse(pred.float(), x0, mask).mean()
-        if config.velocity_weight > 0:
+        if config.velocity_weight > 0 and step >= config.velocity_from_step:
             loss = loss + config.velocity_weight * masked_velocity_mse(pred.float(), x0, mask).mean()
         if world.distributed:
             _skip_condition_draws(generator, len(motions), mdm_config)

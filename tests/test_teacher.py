@@ -309,6 +309,22 @@ def test_velocity_weight_changes_the_run_and_off_keeps_the_fingerprint():
         _config(velocity_weight=-1.0)
 
 
+def test_velocity_from_step_trains_the_plain_run_until_then(tmp_path):
+    """Before `velocity_from_step` the run is the plain one, draw for draw: its resume state there is the plain run's,
+    which is what lets scripts/release_teacher.py --init-from start the variant from the plain run's checkpoint."""
+    prior = _tiny_prior()
+    plain = pretrain_teacher(prior, _fake_embed, _config(steps=4, log_every=1), {"name": "fake"})
+    late = _config(steps=6, log_every=1, velocity_weight=1.0, velocity_from_step=4)
+    pretrain_teacher(prior, _fake_embed, late, {"name": "fake"}, resume_dir=tmp_path, stop_after=4)
+    state = torch.load(next(tmp_path.rglob("*.pt")), weights_only=False)
+    assert state["step"] == 4 and state["losses"] == plain.losses
+    for key, value in plain.teacher.model.state_dict().items():
+        assert torch.equal(state["model"][key], value), key
+    finished = pretrain_teacher(prior, _fake_embed, late, {"name": "fake"}, resume_dir=tmp_path)
+    straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1), {"name": "fake"})
+    assert finished.losses[:4] == straight.losses[:4] and finished.losses[4][1] > straight.losses[4][1]
+
+
 def test_ema_resume_continues_the_same_average(tmp_path):
     prior = _tiny_prior()
     config = _config(ema_decay=0.7)
