@@ -2,6 +2,8 @@
 
     # 1. train the recipe with resume, keeping EMA and raw weights every --every steps (kill and re-run at will)
     python scripts/release_teacher.py train [--recipe releases/teacher/recipe.yaml] [--until 16000] [--every 2000]
+    #    a variant that changes the recipe from step S on (`teacher.velocity_from_step: S`) can start from the plain
+    #    run's resume checkpoint at S instead of step 0: --init-from .release/teacher/resume/<run>/last.pt
     # 2. score every snapshot with the report card (EMA against raw weights, and where the card plateaus)
     python scripts/release_teacher.py cards [--snapshots .release/teacher] [--out .release/teacher/cards.tsv]
     # 3. publish one snapshot as releases/teacher/{teacher.pt,release.json}
@@ -123,7 +125,8 @@ def _card_text(manifest, table: str, cards_tsv: str) -> str:
         "default prior, for `teacher.source: release`.", "",
         f"- steps: {manifest.step} (batch {manifest.recipe['batch_size']}, lr {manifest.recipe['lr']} "
         f"{manifest.recipe['lr_schedule']} after {manifest.recipe['warmup_steps']} warmup steps, EMA "
-        f"{manifest.recipe['ema_decay']}, crops up to {manifest.recipe['max_frames']} frames); recipe: `recipe.yaml`",
+        f"{manifest.recipe['ema_decay']}, crops up to {manifest.recipe['max_frames']} frames{_velocity_words(manifest)}"
+        "); recipe: `recipe.yaml`",
         f"- hardware: {hw.get('cpu')}, {hw.get('torch_threads')} torch threads, torch {hw.get('torch')}, "
         f"device {hw.get('device')}; training wall time {manifest.wall_seconds / 3600:.2f} h",
         f"- sha256 of teacher.pt: `{manifest.sha256}`",
@@ -134,6 +137,13 @@ def _card_text(manifest, table: str, cards_tsv: str) -> str:
         lines += ["## Card of every snapshot (EMA and raw weights)", "", "```", cards_tsv.strip(), "```", ""]
     lines += ["Re-score it: `python scripts/teacher_card.py --teacher releases/teacher/teacher.pt`.", ""]
     return "\n".join(lines)
+
+
+def _velocity_words(manifest) -> str:
+    weight = manifest.recipe.get("velocity_weight", 0.0)
+    if not weight:
+        return ""
+    return f", velocity term {weight} from step {manifest.recipe.get('velocity_from_step', 0)}"
 
 
 def _log_rows(log_path: Path, step: int) -> list[tuple[int, float, float]]:
