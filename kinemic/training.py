@@ -14,7 +14,8 @@ One training step (kinemic): all few-shot samples plus one prior motion per samp
 pairs; the same t and the same noise tensor for both streams; teacher features under no-grad; the window of each prior
 motion with the largest cumulative MIC attention, of the paired target's length, is cut from the clean motion and from
 the noise and re-noised at the same t, then reconstructed by the student under the target's condition (text prompt +
-action) as a pseudo-label.
+action) as a pseudo-label. Every step's windows are recorded (`TrainResult.windows`: the crop of each prior motion and
+the window eq. (2) picked in it), so that what MIC selected can be scored afterwards (kinemic.window_recognition).
 
 Under torchrun (`nproc` > 1, kinemic.distributed) it trains data-parallel, DDP over the trainable parts (student, MIC,
 logit scale; the frozen teacher is replicated): every rank draws the whole batch as one process does (samples, crops,
@@ -90,6 +91,10 @@ log = logging.getLogger(__name__)
 
 METHODS = ("kinemic", "lora", "scratch", "zeroshot")
 LOSS_COLUMNS = ("loss", "target_rec", "contrastive", "window_rec", "window_distill", "dww_mean", "logit_scale")
+# One row per prior sample of every kinemic step: its crop of the prior motion and the window eq. (2) picked in it
+# (window_start counts from the crop's first frame), then whether the kinematic filter kept it (1/0; -1: filter off).
+WINDOW_RECORD = ("step", "class_id", "target_index", "prior_index", "crop_start", "crop_length", "window_start",
+                 "window_length", "kept")
 
 
 @dataclass(frozen=True)
@@ -305,8 +310,9 @@ class StepBatch:
     target_idx: np.ndarray
     labels: Tensor
     prior_idx: np.ndarray | None
-    prior_motions: list[np.ndarray] | None
+    prior_motions: list[np.ndarray] | None  # the crops: prior motion prior_idx[i], frames [crop_start, + length)
     prior_captions: np.ndarray | None
+    prior_starts: np.ndarray | None = None  # (B,) each crop's first frame in its prior motion
 
 
 def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device,
@@ -320,14 +326,16 @@ def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator
     if not config.uses_prior:
         return StepBatch(target_idx, torch.from_numpy(labels).to(device), None, None, None)
     prior_idx = np.array([rng.choice(data.pairs_by_class[c]) for c in labels], dtype=np.int64)
-    motions, captions = [], []
+    motions, captions, starts = [], [], []
     for i in prior_idx:
         full = data.prior.motion(int(i))
         m = crop_length(len(full), 4, prior_frames, rng) if len(full) >= 4 else len(full)
         start = rng.integers(0, len(full) - m + 1)
         motions.append(np.asarray(full[start : start + m]))
         captions.append(rng.choice(data.prior_caption_rows[int(i)]))
-    return StepBatch(target_idx, torch.from_numpy(labels).to(device), prior_idx, motions, np.array(captions))
+        starts.append(start)
+    return StepBatch(target_idx, torch.from_numpy(labels).to(device), prior_idx, motions, np.array(captions),
+                     np.array(starts, dtype=np.int64))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,10 +351,23 @@ class StepLosses:
     logit_scale: float | None = None  # log(1 / tau) of eq. (1), trained
     window_kept: float | None = None  # fraction of windows the kinematic filter keeps (kinemic.window_filter)
     loss: float
+    windows: StepWindows | None = None  # eq. (2)'s windows of the whole batch: a record, not a loss (not in as_dict)
 
     def as_dict(self) -> dict[str, float]:
         """The terms present, in field order: the loss log's row (columns as in LOSS_COLUMNS when written)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "windows" and getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class StepWindows:
+    """The windows one kinemic step cut from its prior crops (eq. 2), for the whole batch (under DDP: gathered from
+    every rank, in batch order): `start` (B,) counts from each crop's first frame, `length` (B,) is the paired
+    target's length inside the crop, `kept` (B,) bool the kinematic filter's verdict (None with the filter off)."""
+
+    start: np.ndarray
+    length: np.ndarray
+    kept: np.ndarray | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -492,6 +513,18 @@ def kinemic_step(inputs: StepInputs) -> tuple[Tensor, StepLosses]:
         logit_scale=parts.logit_scale.item(),
         window_kept=None if kept is None else kept.mean().item(),
         loss=total.item(),
+        windows=_whole_batch_windows(starts, windows, kept, inputs.world),
+    )
+
+
+@torch.no_grad()
+def _whole_batch_windows(starts: Tensor, windows: Tensor, kept: Tensor | None, world: World) -> StepWindows:
+    """The step's record of eq. (2): this rank's starts and filter verdicts gathered into the whole batch's (every
+    rank then holds what one process holds); the window lengths are the whole batch's already."""
+    return StepWindows(
+        start=gather_batch(starts, world).cpu().numpy(),
+        length=windows.cpu().numpy(),
+        kept=None if kept is None else gather_batch(kept, world).cpu().numpy() > 0.5,
     )
 
 
@@ -521,6 +554,28 @@ class TrainResult:
     resumed_from: int
     seconds: float
     parts: StudentParts | None
+    windows: pd.DataFrame | None = None  # kinemic: every step's windows (`window_table`); None for the other methods
+
+
+def _window_rows(step: int, batch: StepBatch, windows: StepWindows) -> Tensor:
+    """(B, len(WINDOW_RECORD)) int64: one step's record, one row per prior sample (a tensor: resume files hold
+    tensors and plain types only)."""
+    kept = np.full(len(windows.start), -1) if windows.kept is None else windows.kept.astype(np.int64)
+    columns = (np.full(len(windows.start), step), batch.labels.cpu().numpy(), batch.target_idx, batch.prior_idx,
+               batch.prior_starts, [len(m) for m in batch.prior_motions], windows.start, windows.length, kept)
+    return torch.from_numpy(np.stack([np.asarray(c, dtype=np.int64) for c in columns], axis=1))
+
+
+def window_table(rows: Tensor, data: TrainingData) -> pd.DataFrame:
+    """The recorded windows as a table (plots/train/windows.parquet): WINDOW_RECORD's columns, with each row's class
+    name after class_id and prior motion_id after prior_index; `kept` only when the kinematic filter was on."""
+    table = pd.DataFrame(rows.numpy(), columns=list(WINDOW_RECORD))
+    table.insert(2, "class_name", [data.class_names[c] for c in table["class_id"]])
+    table.insert(5, "motion_id", data.prior.motions["motion_id"].to_numpy()[table["prior_index"].to_numpy()])
+    if (table["kept"] < 0).all():
+        return table.drop(columns="kept")
+    table["kept"] = table["kept"].astype(bool)
+    return table
 
 
 def run_fingerprint(config: TrainConfig, teacher: TeacherCheckpoint, data: TrainingData) -> str:
@@ -609,6 +664,7 @@ def _train(
     history: list[dict[str, float]] = []
     step = 0
     window: list[dict[str, float]] = []  # step losses since the last log point: part of the resume state
+    picked: list[Tensor] = []  # the windows of every step so far (`_window_rows`): part of the resume state
 
     resume_path = resume_file(resume_dir, lambda: run_fingerprint(config, teacher, data))
     state = load_resume(resume_path, rng, generator)
@@ -621,6 +677,10 @@ def _train(
         bank.load_state_dict(state["bank"])
         history, step = list(state["history"]), int(state["step"])
         window = list(state["window"])
+        if "windows" in state:
+            picked = [state["windows"]]
+        elif config.uses_prior and world.is_main:
+            log.warning("the resume checkpoint has no window record: the windows table starts at step %d", step + 1)
         if world.is_main:
             log.info("resuming %s training from step %d", config.method, step)
     resumed_from = step
@@ -651,6 +711,8 @@ def _train(
             with torch.no_grad():
                 parts.logit_scale.clamp_(0.0, LOGIT_SCALE_MAX)
         step += 1
+        if losses.windows is not None:
+            picked.append(_window_rows(step, batch, losses.windows))
         window.append((_mean_over_ranks(losses, device) if world.distributed else losses).as_dict())
         if step % config.log_every == 0 or step == config.steps:
             row = {"step": step, **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]},
@@ -660,7 +722,8 @@ def _train(
             if progress is not None and world.is_main:
                 progress(step, config.steps, row)
         if world.is_main and checkpoint_due(resume_path, step, config.checkpoint_every, config.steps):
-            save_resume(resume_path, _resume_state(parts, optimizer, bank, history, window, step), rng, generator)
+            save_resume(resume_path, _resume_state(parts, optimizer, bank, history, window, picked, step), rng,
+                        generator)
         if stop_after is not None and step >= stop_after:
             break
 
@@ -670,7 +733,8 @@ def _train(
     checkpoint = StudentCheckpoint(model=model, extra=extra, **common)
     if world.is_main:
         discard_finished(resume_path, step, config.steps)
-    return TrainResult(checkpoint, history, resumed_from, time.perf_counter() - start_time, parts)
+    windows = window_table(torch.cat(picked), data) if picked else None
+    return TrainResult(checkpoint, history, resumed_from, time.perf_counter() - start_time, parts, windows)
 
 
 def _mean_over_ranks(losses: StepLosses, device: torch.device) -> StepLosses:
@@ -681,10 +745,11 @@ def _mean_over_ranks(losses: StepLosses, device: torch.device) -> StepLosses:
     return dataclasses.replace(losses, **dict(zip(terms, means.tolist(), strict=True)))
 
 
-def _resume_state(parts: StudentParts, optimizer, bank, history, window, step) -> dict[str, Any]:
-    """Everything the loop carries from one step to the next, the partial log window included (without it a resume
-    between two log points would log a mean over fewer steps than an uninterrupted run); the random streams are added
-    by `kinemic.resume.save_resume`."""
+def _resume_state(parts: StudentParts, optimizer, bank, history, window, picked, step) -> dict[str, Any]:
+    """Everything the loop carries from one step to the next, the partial log window and the window record included
+    (without them a resume between two log points would log a mean over fewer steps than an uninterrupted run, and
+    the windows table would start at the resumed step); the random streams are added by `kinemic.resume.save_resume`.
+    """
     state = {
         "student": parts.student.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -693,6 +758,8 @@ def _resume_state(parts: StudentParts, optimizer, bank, history, window, step) -
         "window": list(window),  # StepLosses.as_dict rows: plain dicts load with weights_only
         "step": step,
     }
+    if picked:
+        state["windows"] = torch.cat(picked)
     if parts.mic is not None:
         state["mic"] = parts.mic.state_dict()
         state["logit_scale"] = parts.logit_scale.detach().cpu()

@@ -4,7 +4,8 @@ With `train.nproc` > 1 training runs data-parallel: the stage re-runs itself und
 (kinemic.distributed), and rank 0 alone writes the student, curves, plots and metrics (kinemic.training).
 
 The losses and learning rate go through DVCLive to `--live` as training goes (`dvc exp show` follows a running
-experiment); step times go to runs/live/train only (kinemic.live).
+experiment); step times go to runs/live/train only (kinemic.live). For kinemic, `--plots` also gets windows.parquet:
+every step's crops of the prior motions and the windows MIC picked in them (scripts/window_recognition.py scores them).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         if result.losses:
             plot_curves(result.losses, tmp / "losses.png", f"student training ({config.method})", columns=LOSS_COLUMNS)
         previews = _mining_previews(result, teacher, data, tmp / "mining", args.previews, config.seed)
+        if result.windows is not None:
+            result.windows.to_parquet(tmp / "windows.parquet", index=False)
 
     final = result.losses[-1] if result.losses else {}
     metrics = {f"final.{k}": round(float(v), 6) for k, v in final.items() if k not in ("step", "lr")}  # lr: a param

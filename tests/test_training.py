@@ -16,6 +16,7 @@ from kinemic.objectives import MemoryBank
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
 from kinemic.training import (
+    WINDOW_RECORD,
     StepInputs,
     TrainConfig,
     build_student,
@@ -114,6 +115,7 @@ def test_baselines_produce_the_same_kind_of_checkpoint(method, tmp_path):
     loaded = StudentCheckpoint.load(tmp_path / "student.pt")
     assert loaded.method == method and loaded.class_names == CLASSES
     assert loaded.uses_action == (method != "zeroshot")
+    assert result.windows is None  # no prior, no windows
     if method != "zeroshot":
         assert set(result.losses[-1]) == {"step", "loss", "target_rec", "lr"}
         # the rate the loop applied, which the stage logs as it is
@@ -127,6 +129,7 @@ def test_resume_after_interruption_continues_the_same_run(tmp_path):
     resumed = train_student(teacher, data, _config(), resume_dir=tmp_path)
     assert resumed.resumed_from == 2
     assert resumed.losses == straight.losses
+    pd.testing.assert_frame_equal(resumed.windows, straight.windows)  # steps 1-2 came back with the checkpoint
     for key, value in straight.checkpoint.model.state_dict().items():
         torch.testing.assert_close(resumed.checkpoint.model.state_dict()[key], value, rtol=0, atol=0)
 
@@ -235,6 +238,9 @@ def test_window_filter_reports_what_it_keeps_and_off_changes_nothing():
     loose = train_student(teacher, data, _config(steps=3, window_speed_ratio=1e6))
     assert all(0.0 <= row["window_kept"] <= 1.0 for row in strict.losses)
     assert [row["window_kept"] for row in loose.losses] == [1.0] * len(loose.losses)
+    assert "kept" not in plain.windows.columns
+    kept = strict.windows.groupby("step")["kept"].mean()  # log_every 1: one row per step
+    assert kept.tolist() == [row["window_kept"] for row in strict.losses]
     assert [r["target_rec"] for r in loose.losses] == [r["target_rec"] for r in plain.losses]
     with pytest.raises(ValueError, match="window_speed_ratio"):
         _config(window_speed_ratio=0.5)
@@ -244,3 +250,43 @@ def test_only_the_scratch_student_trains_at_the_scratch_rate():
     assert TrainConfig(method="scratch", lr=2e-5, scratch_lr=1e-4).learning_rate == 1e-4
     assert TrainConfig(method="lora", lr=2e-5, scratch_lr=1e-4).learning_rate == 2e-5
     assert TrainConfig(method="kinemic", lr=2e-5, scratch_lr=1e-4).learning_rate == 2e-5
+
+
+def test_the_recorded_windows_are_the_crops_drawn_and_the_windows_eq2_picked(monkeypatch):
+    """Every row of TrainResult.windows: the crop draw_batch drew (replayed from the seed) and the start that
+    best_window_starts returned inside it, at the paired target's length."""
+    import kinemic.training
+
+    picks = []
+
+    def recording(attention, lengths, window):
+        starts = best_window_starts(attention, lengths, window)
+        picks.append(starts.clone())
+        return starts
+
+    best_window_starts = kinemic.training.best_window_starts
+    monkeypatch.setattr(kinemic.training, "best_window_starts", recording)
+    teacher, data, config = _teacher(), _data(), _config(steps=3)
+    windows = train_student(teacher, data, config).windows
+    assert list(windows.columns) == ["step", "class_id", "class_name", "target_index", "prior_index", "motion_id",
+                                     "crop_start", "crop_length", "window_start", "window_length"]
+    assert set(WINDOW_RECORD) - set(windows.columns) == {"kept"}  # the filter is off
+    assert len(picks) == 3 and len(windows) == 3 * len(data.target_features)
+    rng = np.random.default_rng(config.seed)
+    for step, starts in enumerate(picks):
+        batch = draw_batch(data, config, rng, torch.device("cpu"), config.prior_max_frames)
+        rows = windows[windows["step"] == step + 1]
+        np.testing.assert_array_equal(rows["window_start"], starts.numpy())
+        np.testing.assert_array_equal(rows["target_index"], batch.target_idx)
+        np.testing.assert_array_equal(rows["class_id"], batch.labels.numpy())
+        np.testing.assert_array_equal(rows["prior_index"], batch.prior_idx)
+        np.testing.assert_array_equal(rows["crop_start"], batch.prior_starts)
+        np.testing.assert_array_equal(rows["crop_length"], [len(m) for m in batch.prior_motions])
+        targets = [len(data.target_features[i]) for i in batch.target_idx]
+        np.testing.assert_array_equal(rows["window_length"], np.minimum(rows["crop_length"], targets))
+        assert (rows["window_start"] + rows["window_length"] <= rows["crop_length"]).all()
+        for row, crop in zip(rows.itertuples(), batch.prior_motions, strict=True):
+            assert row.motion_id == data.prior.motions["motion_id"].iloc[row.prior_index]
+            assert row.class_name == CLASSES[row.class_id]
+            full = data.prior.motion(row.prior_index)
+            np.testing.assert_array_equal(crop, full[row.crop_start : row.crop_start + row.crop_length])

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -170,6 +171,7 @@ def _worker(root: Path, out: Path) -> None:
         "exact": (exact.checkpoint.model.state_dict(), exact.losses, exact.parts.mic.state_dict(),
                   exact.parts.logit_scale.detach()),
         "gradients": _last_gradients(exact.parts),
+        "windows": exact.windows.to_dict(orient="list"),  # plain lists: the record loads with weights_only
         "scratch": (scratch.checkpoint.model.state_dict(), scratch.losses),
         "straight": (straight.checkpoint.model.state_dict(), straight.losses, straight.parts.mic.state_dict()),
         "interrupted_step": interrupted.checkpoint.extra["steps"],
@@ -228,6 +230,19 @@ def test_two_processes_train_as_one_on_the_same_global_batch(runs, one_thread):
     for other in (_config(**{**EXACT, "text_mask_prob": 0.0, "action_mask_prob": 0.0}), _config(**EXACT, seed=6)):
         moved = train_student(_exact_teacher(), _data(), other).checkpoint.model.state_dict()
         assert max(float((moved[k] - v).abs().max()) for k, v in reference.items()) > 100 * WEIGHT_ATOL
+
+
+def test_every_rank_records_the_windows_one_process_records(runs, one_thread):
+    """Each rank picks the windows of its slice; the record gathers them, so every rank, rank 0 (which writes them)
+    included, ends with the whole batch's windows, those of one process."""
+    single = train_student(_exact_teacher(), _data(), _config(**EXACT)).windows
+    assert len(single) == 6 * 6 and single["window_start"].nunique() > 1
+    for rank in runs[1]:
+        pd.testing.assert_frame_equal(pd.DataFrame(rank["windows"]), single, check_dtype=False)
+    root = runs[0]
+    one, two = (pd.read_parquet(root / run / "plots/windows.parquet") for run in ("one", "two"))
+    pd.testing.assert_frame_equal(two, one)
+    assert len(one) == 6 * 6 and list(one["step"].unique()) == [1, 2, 3, 4, 5, 6]
 
 
 def test_every_weight_of_a_scratch_student_trains_as_in_one_process(runs, one_thread):
