@@ -17,6 +17,10 @@ the noise and re-noised at the same t, then reconstructed by the student under t
 action) as a pseudo-label. Every step's windows are recorded (`TrainResult.windows`: the crop of each prior motion and
 the window eq. (2) picked in it), so that what MIC selected can be scored afterwards (kinemic.window_recognition).
 
+With `extra_templates` the text condition of each few-shot sample is drawn per step from its class's prompts (the class
+prompt and one per extra template), from a stream of its own seeded by (seed, step), so no other draw moves and with
+the option off every output stays as it was. Generation keeps the single class prompt.
+
 Under torchrun (`nproc` > 1, kinemic.distributed) it trains data-parallel, DDP over the trainable parts (student, MIC,
 logit scale; the frozen teacher is replicated): every rank draws the whole batch as one process does (samples, crops,
 t, noise, the text and action dropout masks) and runs the networks on its slice; the contrastive loss and the memory
@@ -59,6 +63,7 @@ from kinemic.distributed import (
     shard,
     step_seed,
 )
+from kinemic.mining import build_prompts
 from kinemic.models.mdm import MDM, MDMConfig, _drop_mask
 from kinemic.models.mic import MIC, MICConfig
 from kinemic.motion import FeatureStats
@@ -95,6 +100,7 @@ LOSS_COLUMNS = ("loss", "target_rec", "contrastive", "window_rec", "window_disti
 # (window_start counts from the crop's first frame), then whether the kinematic filter kept it (1/0; -1: filter off).
 WINDOW_RECORD = ("step", "class_id", "target_index", "prior_index", "crop_start", "crop_length", "window_start",
                  "window_length", "kept")
+PROMPT_STREAM = 15  # the prompt draws' own seed sequence: (seed, step, PROMPT_STREAM)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,9 @@ class TrainConfig:
     lambda_window_distill: float = 0.5
     text_mask_prob: float = 0.1
     action_mask_prob: float = 0.1
+    # Prompt augmentation for conditioning: more templates ('{label}': the class name); each step draws one of the
+    # class prompt and these per sample. Empty: the class prompt every step, as the paper.
+    extra_templates: tuple[str, ...] = ()
     window_speed_ratio: float = 0.0  # > 1: drop mined windows this many times faster/slower than the class; 0: off
     prior_max_frames: int = 0  # longest prior crop; 0: the teacher's training crop (its checkpoint's max_frames)
     seed: int = 42
@@ -153,6 +162,10 @@ class TrainConfig:
         check_range("train", self, positive=("lr", "scratch_lr"), non_negative=(
             "weight_decay", "grad_clip", "mic_hidden", "mic_output", "lambda_rec", "lambda_contrastive",
             "lambda_window_rec", "lambda_window_distill"))
+        for template in self.extra_templates:
+            if not isinstance(template, str) or "{label}" not in template:
+                raise ValueError(f"train.extra_templates: {template!r} must be text containing '{{label}}', where the "
+                                 "class name goes (e.g. 'someone does a {label}')")
         if not isinstance(self.lora, LoRASettings):  # unknown keys and numbers written as text fail here, named
             object.__setattr__(self, "lora", config_from_params(LoRASettings, self.lora, "train.lora"))
 
@@ -184,10 +197,20 @@ class TrainingData:
     pairs_by_class: list[np.ndarray] = field(default_factory=list)  # prior motion indices per class (top-k)
     prior_caption_rows: list[np.ndarray] = field(default_factory=list)  # caption rows per prior motion
     caption_embeddings: np.ndarray | None = None  # (captions, text_dim), rows of prior.captions
+    # train.extra_templates: every class's prompts, template by template (row j * C + c: template j of class c, the
+    # class prompt first, so rows [0, C) are `class_prompts`); empty with the option off
+    step_prompts: list[str] = field(default_factory=list)
+    step_prompt_embeddings: np.ndarray | None = None  # (templates * C, text_dim)
+
+    @property
+    def prompt_templates(self) -> int:
+        """How many prompts each class has to draw from (1: the class prompt alone)."""
+        return max(1, len(self.step_prompts) // max(1, len(self.class_names)))
 
     def fingerprint(self) -> str:
         """Hash of every input a step reads, in full: the few-shot set, prompts and their embeddings, the soft pairs,
-        the prior (tables, every feature frame, statistics) and its caption embeddings."""
+        the prior (tables, every feature frame, statistics), its caption embeddings and the drawn prompts (hashed
+        only when there are any, so a run without them keeps its identity)."""
         digest = hashlib.sha256()
         for f in self.target_features:
             update_with_array(digest, f)  # shapes too: the same frames split at other lengths are another set
@@ -204,6 +227,9 @@ class TrainingData:
             update_with_array(digest, rows)
         if self.caption_embeddings is not None:
             update_with_array(digest, self.caption_embeddings)
+        if self.step_prompts:
+            digest.update(json.dumps(self.step_prompts).encode())
+            update_with_array(digest, self.step_prompt_embeddings)
         return digest.hexdigest()
 
 
@@ -212,8 +238,13 @@ def build_training_data(
     soft_pairs: pd.DataFrame | None,
     prior: PreparedPrior | None,
     embed: Callable[[list[str]], np.ndarray],
+    extra_templates: tuple[str, ...] = (),
 ) -> TrainingData:
-    """Index the few-shot set, the soft pairs and the prior captions; embed prompts and captions once."""
+    """Index the few-shot set, the soft pairs and the prior captions; embed prompts and captions once.
+
+    `extra_templates` (train.extra_templates) add one prompt per class and template (kinemic.mining.build_prompts),
+    embedded here once, for the steps to draw from; the class prompt keeps its own embedding.
+    """
     if len(fewshot) == 0:
         raise ValueError("the few-shot set is empty: check prepare_target's split (no sample has split 'fewshot')")
     class_names = fewshot.class_names
@@ -232,6 +263,11 @@ def build_training_data(
         class_prompts=class_prompts,
         prompt_embeddings=np.asarray(embed(class_prompts), dtype=np.float32),
     )
+    if extra_templates:
+        extra = [prompt for template in extra_templates for prompt in build_prompts(class_names, template)]
+        data.step_prompts = class_prompts + extra
+        data.step_prompt_embeddings = np.concatenate(
+            [data.prompt_embeddings, np.asarray(embed(extra), dtype=np.float32)])
     if prior is None or soft_pairs is None:
         return data
     index_of = {m: i for i, m in enumerate(prior.motions["motion_id"])}
@@ -313,18 +349,35 @@ class StepBatch:
     prior_motions: list[np.ndarray] | None  # the crops: prior motion prior_idx[i], frames [crop_start, + length)
     prior_captions: np.ndarray | None
     prior_starts: np.ndarray | None = None  # (B,) each crop's first frame in its prior motion
+    prompt_rows: np.ndarray | None = None  # (B,) rows of data.step_prompt_embeddings; None: the class prompts
+
+
+def draw_prompt_rows(labels: np.ndarray, num_classes: int, templates: int, seed: int, step: int) -> np.ndarray:
+    """(B,) the prompt each sample is conditioned on at `step` (0 first): one of its class's `templates` prompts,
+    uniformly, as the row `template * num_classes + label` of the prompt table (TrainingData.step_prompts).
+
+    A stream of its own, a function of (seed, step) alone: the batch's other draws do not move, every rank draws the
+    whole batch's prompts as one process does, and a resumed run draws the same without a saved state.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, step, PROMPT_STREAM]))
+    return rng.integers(0, templates, size=len(labels)) * num_classes + np.asarray(labels, dtype=np.int64)
 
 
 def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator, device: torch.device,
-               prior_frames: int) -> StepBatch:
+               prior_frames: int, step: int = 0) -> StepBatch:
+    """The samples of step `step` (0 first): few-shot rows, and for kinemic one crop and caption of a soft pair each,
+    from `rng`; with drawn prompts (train.extra_templates), each sample's prompt from the prompts' own stream."""
     n = len(data.target_features)
     if config.target_batch and config.target_batch < n:
         target_idx = np.sort(rng.choice(n, size=config.target_batch, replace=False))
     else:
         target_idx = np.arange(n)
     labels = data.target_labels[target_idx]
+    prompt_rows = None
+    if data.step_prompts:
+        prompt_rows = draw_prompt_rows(labels, len(data.class_names), data.prompt_templates, config.seed, step)
     if not config.uses_prior:
-        return StepBatch(target_idx, torch.from_numpy(labels).to(device), None, None, None)
+        return StepBatch(target_idx, torch.from_numpy(labels).to(device), None, None, None, prompt_rows=prompt_rows)
     prior_idx = np.array([rng.choice(data.pairs_by_class[c]) for c in labels], dtype=np.int64)
     motions, captions, starts = [], [], []
     for i in prior_idx:
@@ -335,7 +388,7 @@ def draw_batch(data: TrainingData, config: TrainConfig, rng: np.random.Generator
         captions.append(rng.choice(data.prior_caption_rows[int(i)]))
         starts.append(start)
     return StepBatch(target_idx, torch.from_numpy(labels).to(device), prior_idx, motions, np.array(captions),
-                     np.array(starts, dtype=np.int64))
+                     np.array(starts, dtype=np.int64), prompt_rows)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -441,7 +494,10 @@ def kinemic_step(inputs: StepInputs) -> tuple[Tensor, StepLosses]:
     parts, teacher, diffusion, data, batch = inputs.parts, inputs.teacher, inputs.diffusion, inputs.data, inputs.batch
     stats, config, bank, generator, device = inputs.stats, inputs.config, inputs.bank, inputs.generator, inputs.device
     target = collate([data.target_features[i] for i in batch.target_idx], stats, device)
-    prompt = torch.from_numpy(data.prompt_embeddings).to(device)[batch.labels]
+    if batch.prompt_rows is None:
+        prompt = torch.from_numpy(data.prompt_embeddings).to(device)[batch.labels]
+    else:  # train.extra_templates: each sample's drawn prompt of its class
+        prompt = torch.from_numpy(data.step_prompt_embeddings[batch.prompt_rows]).to(device)
     frames = target.x0.shape[1]
     prior = None
     if config.uses_prior:
@@ -582,6 +638,8 @@ def run_fingerprint(config: TrainConfig, teacher: TeacherCheckpoint, data: Train
     """Identity of a training run: config, every byte of the data and of the teacher's weights, stats and schedule."""
     fields = dataclasses.asdict(config)
     del fields["nproc"]  # 1 or N processes train on the same global batches: the same run up to float order
+    if not fields["extra_templates"]:
+        del fields["extra_templates"]  # off: the identity runs had before the option existed
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
     digest.update(data.fingerprint().encode())
     for name, value in teacher.model.state_dict().items():
@@ -630,6 +688,10 @@ def train_student(
         return TrainResult(StudentCheckpoint(model=model.cpu(), extra={"steps": 0}, **common), [], 0, 0.0, None)
     if config.uses_prior and (data.prior is None or not data.pairs_by_class):
         raise ValueError("method 'kinemic' needs the prepared prior and the soft pairs")
+    if data.prompt_templates != 1 + len(config.extra_templates):
+        raise ValueError(f"the training data has {data.prompt_templates} prompts per class, train.extra_templates "
+                         f"asks for {1 + len(config.extra_templates)}: build it with build_training_data(..., "
+                         "config.extra_templates)")
     with process_group(device) as world:
         return _train(teacher, data, config, common, resume_dir, progress, stop_after, device, world, start_time)
 
@@ -695,7 +757,7 @@ def _train(
 
     prior_frames = config.prior_max_frames or teacher.max_frames  # crops as long as the teacher was trained on
     while step < config.steps:
-        batch = draw_batch(data, config, rng, device, prior_frames)
+        batch = draw_batch(data, config, rng, device, prior_frames, step)
         if world.distributed:
             torch.manual_seed(step_seed(config.seed, step, world.rank))  # this rank's transformer and LoRA dropout
         loss, losses = step_loss(StepInputs(

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     fewshot = PreparedTarget.load(Path(args.target)).split("fewshot")
     pairs = read_stage_file(args.pairs, "mine", pd.read_parquet)
     prior = PreparedPrior.load(Path(args.prior)) if config.uses_prior else None
-    data = build_training_data(fewshot, pairs, prior, embed)
+    data = build_training_data(fewshot, pairs, prior, embed, config.extra_templates)
 
     bar = tqdm(total=config.steps if config.method != "zeroshot" else 0, desc=f"train[{config.method}]", unit="step",
                mininterval=5, disable=not world.is_main)
@@ -110,15 +110,19 @@ def main(argv: list[str] | None = None) -> None:
     # The whole curve, rewritten: a resumed run logged only the steps after its checkpoint as it went.
     write_curves_live(args.live, result.losses)
 
+    provenance = {
+        "method": config.method,
+        "fewshot_ids": fewshot.samples["sample_id"].tolist(),
+        "soft_pairs_sha256": hashlib.sha256(Path(args.pairs).read_bytes()).hexdigest(),
+        "teacher_step": teacher.step,
+        "class_prompts": data.class_prompts,  # what generation conditions on
+    }
+    if data.step_prompts:  # train.extra_templates: what training drew from, by class
+        provenance["train_prompts"] = {name: data.step_prompts[c :: len(data.class_names)]
+                                       for c, name in enumerate(data.class_names)}
     with atomic_output_dir(args.out) as tmp:
         result.checkpoint.save(tmp / "student.pt")
-        write_json(tmp / "provenance.json", {
-            "method": config.method,
-            "fewshot_ids": fewshot.samples["sample_id"].tolist(),
-            "soft_pairs_sha256": hashlib.sha256(Path(args.pairs).read_bytes()).hexdigest(),
-            "teacher_step": teacher.step,
-            "class_prompts": data.class_prompts,
-        })
+        write_json(tmp / "provenance.json", provenance)
     with atomic_output_dir(args.plots) as tmp:
         if result.losses:
             plot_curves(result.losses, tmp / "losses.png", f"student training ({config.method})", columns=LOSS_COLUMNS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ from kinemic.corpus import PreparedPrior
 from kinemic.models.mdm import MDM
 from kinemic.motion import FeatureStats
 from kinemic.objectives import MemoryBank
+from kinemic.resume import update_with_array, update_with_tensor
 from kinemic.target_set import PreparedTarget
 from kinemic.teacher import TeacherCheckpoint
 from kinemic.training import (
@@ -22,6 +25,7 @@ from kinemic.training import (
     build_student,
     build_training_data,
     draw_batch,
+    draw_prompt_rows,
     kinemic_step,
     run_fingerprint,
     train_student,
@@ -62,9 +66,9 @@ def _soft_pairs(prior) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _data():
+def _data(extra_templates: tuple[str, ...] = ()):
     prior = _tiny_prior()
-    return build_training_data(_fewshot(), _soft_pairs(prior), prior, _fake_embed)
+    return build_training_data(_fewshot(), _soft_pairs(prior), prior, _fake_embed, extra_templates)
 
 
 def _config(**kw) -> TrainConfig:
@@ -274,7 +278,7 @@ def test_the_recorded_windows_are_the_crops_drawn_and_the_windows_eq2_picked(mon
     assert len(picks) == 3 and len(windows) == 3 * len(data.target_features)
     rng = np.random.default_rng(config.seed)
     for step, starts in enumerate(picks):
-        batch = draw_batch(data, config, rng, torch.device("cpu"), config.prior_max_frames)
+        batch = draw_batch(data, config, rng, torch.device("cpu"), config.prior_max_frames, step)
         rows = windows[windows["step"] == step + 1]
         np.testing.assert_array_equal(rows["window_start"], starts.numpy())
         np.testing.assert_array_equal(rows["target_index"], batch.target_idx)
@@ -290,3 +294,82 @@ def test_the_recorded_windows_are_the_crops_drawn_and_the_windows_eq2_picked(mon
             assert row.class_name == CLASSES[row.class_id]
             full = data.prior.motion(row.prior_index)
             np.testing.assert_array_equal(crop, full[row.crop_start : row.crop_start + row.crop_length])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# prompts drawn per step (train.extra_templates)
+# --------------------------------------------------------------------------------------------------------------------
+
+TEMPLATES = ("someone does {label} now", "a {label} is done")
+
+
+def test_every_class_gets_its_prompts_and_the_class_prompt_keeps_its_embedding():
+    plain, data = _data(), _data(TEMPLATES)
+    assert plain.step_prompts == [] and plain.prompt_templates == 1
+    assert data.prompt_templates == 3
+    assert data.step_prompts == [*data.class_prompts, "someone does wave slowly now", "someone does wave quickly now",
+                                 "a wave slowly is done", "a wave quickly is done"]  # row j * C + c
+    np.testing.assert_array_equal(data.step_prompt_embeddings[:2], data.prompt_embeddings)
+    np.testing.assert_array_equal(data.step_prompt_embeddings[2:], _fake_embed(data.step_prompts[2:]))
+    with pytest.raises(ValueError, match=r"extra_templates: 'someone dances' must be text containing '\{label\}'"):
+        TrainConfig(extra_templates=("someone dances",))
+
+
+def test_prompt_draws_are_seeded_cover_each_class_and_never_cross_it():
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    draws = np.stack([draw_prompt_rows(labels, 3, 4, seed=42, step=s) for s in range(60)])  # (steps, B)
+    np.testing.assert_array_equal(draws[7], draw_prompt_rows(labels, 3, 4, seed=42, step=7))
+    assert not np.array_equal(draws, np.stack([draw_prompt_rows(labels, 3, 4, seed=43, step=s) for s in range(60)]))
+    assert (draws % 3 == labels).all()  # row j * C + c: always the sample's own class
+    for c in range(3):
+        assert set(draws[:, labels == c].ravel().tolist()) == {c, 3 + c, 6 + c, 9 + c}  # all 4 of its prompts
+
+
+def test_drawn_prompts_condition_the_student_and_move_no_other_draw():
+    teacher, config = _teacher(), _config(steps=3)
+    plain = train_student(teacher, _data(), config)
+    # The class prompt's own template as the extra one: every drawn prompt has the class prompt's embedding, so the
+    # run is the plain run exactly, though a prompt was drawn for every sample of every step.
+    own = ("a person performs a {label}.",)
+    same = _data(own)
+    assert same.prompt_templates == 2
+    repeated = train_student(teacher, same, dataclasses.replace(config, extra_templates=own))
+    assert repeated.losses == plain.losses
+    pd.testing.assert_frame_equal(repeated.windows, plain.windows)
+    for key, value in plain.checkpoint.model.state_dict().items():
+        torch.testing.assert_close(repeated.checkpoint.model.state_dict()[key], value, rtol=0, atol=0)
+    other = train_student(teacher, _data(TEMPLATES), dataclasses.replace(config, extra_templates=TEMPLATES))
+    assert other.losses != plain.losses  # other prompts condition the student
+    with pytest.raises(ValueError, match="train.extra_templates"):  # data and config must agree
+        train_student(teacher, _data(TEMPLATES), config)
+    # The batch's own draws do not move: the same samples, crops and captions, and the same stream left behind.
+    rngs = np.random.default_rng(0), np.random.default_rng(0)
+    for step in range(3):
+        a, b = (draw_batch(d, config, r, torch.device("cpu"), 24, step) for d, r in zip((_data(), _data(TEMPLATES)),
+                                                                                      rngs, strict=True))
+        assert a.prompt_rows is None and b.prompt_rows is not None
+        for name in ("target_idx", "prior_idx", "prior_starts", "prior_captions"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert rngs[0].bit_generator.state == rngs[1].bit_generator.state
+
+
+def test_drawn_prompts_are_part_of_the_run_identity_and_off_keeps_the_old_one():
+    teacher, config = _teacher(), _config()
+    plain = run_fingerprint(config, teacher, _data())
+    on = dataclasses.replace(config, extra_templates=TEMPLATES)
+    assert run_fingerprint(on, teacher, _data(TEMPLATES)) != plain
+    assert _data(TEMPLATES).fingerprint() != _data().fingerprint()
+    assert _data(TEMPLATES[:1]).fingerprint() != _data(TEMPLATES).fingerprint()
+    # Off, the identity is the one of runs before the option existed: the config without the key, the data unchanged.
+    fields = dataclasses.asdict(config)
+    del fields["nproc"], fields["extra_templates"]
+    assert "extra_templates" not in json.dumps(fields)
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode())
+    digest.update(_data().fingerprint().encode())
+    for name, value in teacher.model.state_dict().items():
+        digest.update(name.encode())
+        update_with_tensor(digest, value)
+    update_with_array(digest, teacher.stats.mean)
+    update_with_array(digest, teacher.stats.std)
+    digest.update(f"{teacher.diffusion_steps}{teacher.noise_schedule}".encode())
+    assert digest.hexdigest()[:16] == plain

@@ -37,7 +37,7 @@ from kinemic.training import (
 )
 from tests.test_distributed import _max_difference, _outputs, run_two_ranks
 from tests.test_teacher import _fake_embed
-from tests.test_training import _config, _data, _fewshot, _soft_pairs, _teacher
+from tests.test_training import TEMPLATES, _config, _data, _fewshot, _soft_pairs, _teacher
 
 # The exact runs: a dropout-free teacher (the student copies its transformer) and no LoRA dropout, so that the only
 # random masks are the text and action dropout, drawn for the whole batch and sharded; dropped often (0.3) so that a
@@ -158,6 +158,7 @@ def _worker(root: Path, out: Path) -> None:
     data = _data()
     with process_group(torch.device("cpu")) as world:  # the runs below and the stage join this group
         exact = train_student(_exact_teacher(), data, _config(**EXACT), progress=progress)
+        prompted = train_student(_exact_teacher(), _data(TEMPLATES), _config(**EXACT, extra_templates=TEMPLATES))
         scratch = train_student(_exact_teacher(), data, _config(method="scratch", **EXACT))
         config = _config(**RESUMABLE)
         straight = train_student(_teacher(), data, config)
@@ -172,6 +173,8 @@ def _worker(root: Path, out: Path) -> None:
                   exact.parts.logit_scale.detach()),
         "gradients": _last_gradients(exact.parts),
         "windows": exact.windows.to_dict(orient="list"),  # plain lists: the record loads with weights_only
+        "prompted": (prompted.checkpoint.model.state_dict(), prompted.losses,
+                     prompted.windows.to_dict(orient="list")),
         "scratch": (scratch.checkpoint.model.state_dict(), scratch.losses),
         "straight": (straight.checkpoint.model.state_dict(), straight.losses, straight.parts.mic.state_dict()),
         "interrupted_step": interrupted.checkpoint.extra["steps"],
@@ -243,6 +246,39 @@ def test_every_rank_records_the_windows_one_process_records(runs, one_thread):
     one, two = (pd.read_parquet(root / run / "plots/windows.parquet") for run in ("one", "two"))
     pd.testing.assert_frame_equal(two, one)
     assert len(one) == 6 * 6 and list(one["step"].unique()) == [1, 2, 3, 4, 5, 6]
+
+
+def test_drawn_prompts_are_the_same_in_two_processes(runs, one_thread):
+    """train.extra_templates: the prompts are drawn from (seed, step) for the whole batch on every rank, so two
+    processes condition each sample on the prompt one process does, and train to its weights."""
+    single = train_student(_exact_teacher(), _data(TEMPLATES), _config(**EXACT, extra_templates=TEMPLATES))
+    weights, losses, windows = runs[1][0]["prompted"]
+    reference = single.checkpoint.model.state_dict()
+    assert max(float((weights[k] - v).abs().max()) for k, v in reference.items()) <= WEIGHT_ATOL
+    _assert_rows_close(losses, single.losses)
+    pd.testing.assert_frame_equal(pd.DataFrame(windows), single.windows, check_dtype=False)
+    plain = train_student(_exact_teacher(), _data(), _config(**EXACT)).checkpoint.model.state_dict()
+    assert max(float((plain[k] - v).abs().max()) for k, v in reference.items()) > 100 * WEIGHT_ATOL  # prompts count
+
+
+def test_the_stage_draws_prompts_for_training_and_leaves_generation_the_class_prompt(runs, one_thread):
+    from kinemic.student import StudentCheckpoint
+
+    root = runs[0]
+    (root / "prompted").mkdir()
+    params = _stage_params(1)
+    params["train"]["extra_templates"] = list(TEMPLATES)
+    (root / "prompted" / "params.yaml").write_text(yaml.safe_dump(params))
+    _run_stage(_stage_args(root, "prompted"))
+    provenance = json.loads((root / "prompted/student/provenance.json").read_text())
+    plain = json.loads((root / "one/student/provenance.json").read_text())
+    assert provenance["class_prompts"] == plain["class_prompts"] and "train_prompts" not in plain
+    assert provenance["train_prompts"] == {
+        name: [prompt, *(t.replace("{label}", name) for t in TEMPLATES)]
+        for name, prompt in zip(("wave slowly", "wave quickly"), plain["class_prompts"], strict=True)}
+    student = StudentCheckpoint.load(root / "prompted/student/student.pt")
+    assert student.class_prompts == plain["class_prompts"]  # generation conditions on the class prompt alone
+    np.testing.assert_array_equal(student.prompt_embeddings, _fake_embed(plain["class_prompts"]))
 
 
 def test_every_weight_of_a_scratch_student_trains_as_in_one_process(runs, one_thread):
