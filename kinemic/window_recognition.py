@@ -29,6 +29,7 @@ import pandas as pd
 
 from kinemic.corpus import PreparedPrior
 from kinemic.mining_purity import MATCHING_PRIMITIVES, mined_hits
+from kinemic.statistics import Interval, paired_difference
 
 WINDOW_COLUMNS = ("step", "class_name", "motion_id", "crop_start", "crop_length", "window_start", "window_length")
 JUDGES = ("label", "top1", "top3")  # the labels' verdict, the recogniser's top-1 and top-3
@@ -138,6 +139,19 @@ def recognition_rates(scored: pd.DataFrame, after_step: int = 0) -> pd.DataFrame
     table.insert(0, "windows", [*late.groupby("class_name", sort=False).size(), len(late)])
     table.index.name = "class"
     return table
+
+
+def mic_over_chance(scored: pd.DataFrame, judge: str = "label", after_step: int = 0, **options) -> Interval:
+    """MIC's rate minus the chance window's by `judge`, over the steps after `after_step`, with its paired bootstrap
+    interval: steps are resampled (a step's windows share its MIC state), MIC and chance paired within each step
+    (kinemic.statistics.paired_difference, steps in the place of classifier seeds)."""
+    if judge not in JUDGES:
+        raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
+    per_step = scored[scored["step"] > after_step].groupby("step")[[judge, f"chance_{judge}"]].mean()
+    if per_step.empty:
+        raise ValueError(f"no window after step {after_step}")
+    mic, chance = ({0: per_step[column].to_dict()} for column in (judge, f"chance_{judge}"))
+    return paired_difference(mic, chance, **options)
 
 
 def last_half(scored: pd.DataFrame) -> int:

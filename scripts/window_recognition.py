@@ -25,7 +25,14 @@ from kinemic.corpus import PreparedPrior
 from kinemic.io import write_json
 from kinemic.recogniser import Recogniser, RecogniserConfig, UnlabelledPrior, read_primitives
 from kinemic.teacher_card import prepare_card
-from kinemic.window_recognition import last_half, rates_metrics, recognition_rates, score_windows
+from kinemic.window_recognition import (
+    JUDGES,
+    last_half,
+    mic_over_chance,
+    rates_metrics,
+    recognition_rates,
+    score_windows,
+)
 
 HEADERS = {"label": "label", "top1": "recognised top-1", "top3": "top-3", "chance_label": "chance: label",
            "chance_top1": "top-1", "chance_top3": "top-3"}
@@ -77,8 +84,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.windows}: {len(scored)} windows; recogniser held-out top-1 {100 * recogniser.heldout_accuracy:.1f} %")
     for scope, table in tables.items():
         print(f"\n{titles[scope]}:\n{_markdown(table)}")
+    gains = {}
+    print(f"\nMIC minus the chance window, steps {half + 1}-{steps} (points, paired bootstrap over steps):")
+    for judge in JUDGES:
+        gain = mic_over_chance(scored, judge, half)
+        gains.update(gain.to_metrics(f"last_half.mic_over_chance.{judge}"))
+        print(f"  {HEADERS[judge]}: {100 * gain.estimate:+.1f} [{100 * gain.low:+.1f}, {100 * gain.high:+.1f}]")
     if args.json:
-        write_json(args.json, {"recogniser_heldout": round(recogniser.heldout_accuracy, 4), **rates_metrics(tables)})
+        write_json(args.json, {"recogniser_heldout": round(recogniser.heldout_accuracy, 4), **rates_metrics(tables),
+                               **{k: round(v, 4) for k, v in gains.items()}})
         print(f"\nwrote {args.json}")
 
 

@@ -17,6 +17,7 @@ from kinemic.window_recognition import (
     RATE_COLUMNS,
     chance_starts,
     last_half,
+    mic_over_chance,
     rates_metrics,
     recognition_rates,
     score_windows,
@@ -128,6 +129,25 @@ def test_rates_per_class_and_overall_and_over_the_last_half():
         recognition_rates(scored, 4)
 
 
+def test_mic_over_chance_is_the_paired_per_step_difference():
+    """A constant per-step gain is exact (every resample of steps gives it); a gain on one step of two is uncertain,
+    its interval spanning the two steps' differences."""
+    steps = np.repeat(np.arange(1, 5), 3)
+    constant = pd.DataFrame({"step": steps, "label": np.tile([1.0, 1.0, 0.0], 4),
+                             "chance_label": np.tile([1.0, 0.0, 0.0], 4)})
+    gain = mic_over_chance(constant, "label", resamples=500)
+    assert (gain.estimate, gain.low, gain.high) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+    mixed = constant.assign(label=np.where(steps % 2 == 0, 1.0, constant["chance_label"]))
+    gain = mic_over_chance(mixed, "label", resamples=500)
+    assert gain.estimate == pytest.approx(2 / 3 / 2) and gain.low == pytest.approx(0.0) and gain.high == \
+        pytest.approx(2 / 3)
+    assert mic_over_chance(mixed, "label", after_step=2, resamples=200).estimate == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="judge"):
+        mic_over_chance(constant, "speed")
+    with pytest.raises(ValueError, match="no window after step 4"):
+        mic_over_chance(constant, "label", after_step=4)
+
+
 def test_chance_windows_are_seeded_uniform_and_inside_the_crop():
     windows = pd.DataFrame({"crop_length": [20] * 2000, "window_length": [16] * 2000})
     starts = chance_starts(windows, 3)
@@ -174,6 +194,7 @@ def test_the_script_trains_the_card_recogniser_and_prints_and_writes_the_rates(t
     rates = json.loads((tmp_path / "rates.json").read_text())
     assert rates["all.overall.windows"] == 5 and rates["last_half.overall.windows"] == 1
     assert rates["all.overall.label"] == 0.6  # the labels' verdicts do not depend on the recogniser
+    assert "MIC minus the chance window, steps 3-4" in out and "last_half.mic_over_chance.label.ci_low" in rates
     assert (tmp_path / "recogniser.pt").is_file()
     script.main(args)  # the saved recogniser is reused: the same rates
     assert json.loads((tmp_path / "rates.json").read_text()) == rates
