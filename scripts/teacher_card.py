@@ -1,8 +1,8 @@
 """Score any teacher checkpoint on a labelled prior: the teacher report card (kinemic.teacher_card).
 
     python scripts/teacher_card.py [--teacher models/teacher/teacher.pt] [--prior data/prepared/prior]
-        [--primitives data/raw/synthetic/prior/primitives.parquet] [--samples 10] [--steps 50] [--guidance 2.5]
-        [--json card.json] [--plot-dir DIR] [--recogniser recogniser.pt] [--threads 1]
+        [--primitives data/raw/synthetic/prior/primitives.parquet] [--samples 10] [--steps 50] [--sampler ancestral]
+        [--guidance 2.5] [--json card.json] [--plot-dir DIR] [--recogniser recogniser.pt] [--threads 1]
 
 Trains the primitive recogniser on the prior's labelled segments (about 10 s; `--recogniser PATH` reuses one saved
 there, or saves it there the first time), samples the teacher for each primitive, prints the card as a Markdown
@@ -23,6 +23,7 @@ from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.io import write_json
 from kinemic.recogniser import Recogniser, RecogniserConfig, UnlabelledPrior
+from kinemic.samplers import SAMPLERS
 from kinemic.teacher import TeacherCheckpoint
 from kinemic.teacher_card import CardConfig, CardInputs, prepare_card, teacher_card, write_card_plot
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--primitives", type=Path, default=Path("data/raw/synthetic/prior/primitives.parquet"))
     parser.add_argument("--samples", type=int, default=CardConfig.samples_per_primitive, help="prompts per primitive")
     parser.add_argument("--steps", type=int, default=CardConfig.sampling_steps, help="sampling steps (0: all)")
+    parser.add_argument("--sampler", default=CardConfig.sampler, choices=SAMPLERS)
     parser.add_argument("--guidance", type=float, default=CardConfig.guidance)
     parser.add_argument("--seed", type=int, default=CardConfig.seed)
     parser.add_argument("--recogniser-seed", type=int, default=RecogniserConfig.seed)
@@ -65,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     teacher = TeacherCheckpoint.load(args.teacher, device=args.device)
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
-    config = CardConfig(samples_per_primitive=args.samples, sampling_steps=args.steps, guidance=args.guidance,
-                        seed=args.seed, device=args.device)
+    config = CardConfig(samples_per_primitive=args.samples, sampling_steps=args.steps, sampler=args.sampler,
+                        guidance=args.guidance, seed=args.seed, device=args.device)
     card = teacher_card(teacher, embed, inputs, config)
     print(f"teacher {args.teacher} (step {teacher.step}, {teacher.source}):\n")
     print(card.table())
