@@ -174,3 +174,18 @@ def test_released_recipe_finds_its_resume_checkpoint():
         pytest.skip("the prior's caption embeddings are not cached (dvc repro teacher caches them)")
     table = torch.from_numpy(np.asarray(text_embedder(config.text, default_cache_dir())(captions), dtype=np.float32))
     assert run_fingerprint(config, prior, table) == "7feb379c7311493a"
+
+
+@pytest.mark.parametrize("name, changed", [
+    ("velocity", {"velocity_weight": 1.0, "velocity_from_step": 12500}),
+    ("velocity_whole_motions", {"velocity_weight": 1.0, "velocity_from_step": 12500, "max_frames": 196}),
+])
+def test_candidate_recipes_are_the_released_one_plus_what_they_say(name, changed):
+    """The recipes of the README's recipe study (docs/results/teacher_recipes) load, and differ from the released
+    recipe only where their header says: up to their fine-tune step they train the released run."""
+    path = ROOT / "docs" / "results" / "teacher_recipes" / f"{name}.yaml"
+    candidate = config_from_params(TeacherConfig, yaml.safe_load(path.read_text())["teacher"], "teacher")
+    released = release_recipe(_recipe())
+    recipe = release_recipe(candidate)
+    assert {k: v for k, v in recipe.items() if released.get(k) != v} == changed
+    assert set(released) <= set(recipe)
