@@ -16,7 +16,7 @@ from kinemic.training import TrainConfig
 
 
 @pytest.mark.parametrize("cls, section, key, value, message", [
-    (TeacherConfig, "teacher", "lr", "1e-4", r"teacher\.lr must be a number, got '1e-4' \(text: .*unquoted, like 1e-4\)"),
+    (TeacherConfig, "teacher", "lr", "1e-4", r"teacher\.lr must be a number, got '1e-4' \(text: .*like 1e-4\)"),
     (TrainConfig, "train", "scratch_lr", "5e-4", r"train\.scratch_lr must be a number, got '5e-4'"),
     (ClassifierConfig, "evaluator", "lr", "0.1", r"evaluator\.lr must be a number, got '0\.1'"),
     (TeacherConfig, "teacher", "steps", 800.0, r"teacher\.steps must be a whole number, got 800\.0"),
