@@ -19,11 +19,16 @@ import numpy as np
 from kinemic.results import Run, differing_params, per_seed
 from kinemic.statistics import Interval, Table, mean_interval, paired_difference
 
+_REQUIRED = object()
 
-def param_value(params: Mapping, dotted: str) -> Any:
+
+def param_value(params: Mapping, dotted: str, missing: Any = _REQUIRED) -> Any:
+    """The value of `dotted` in a params.yaml; `missing` (when given) for a run that lacks it."""
     node: Any = params
     for key in dotted.split("."):
         if not isinstance(node, Mapping) or key not in node:
+            if missing is not _REQUIRED:
+                return missing
             raise KeyError(f"param {dotted!r} is not in the run's params ({key!r} missing)")
         node = node[key]
     return node
@@ -49,10 +54,15 @@ class Sweep:
     left_out: tuple[str, ...]  # runs that differ in another param
 
 
-def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] = ()) -> Sweep:
-    """Group `runs` by the value of `param`; compare every value with `reference` (which must have been run)."""
+def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] = (),
+          missing: Any = _REQUIRED) -> Sweep:
+    """Group `runs` by the value of `param`; compare every value with `reference` (which must have been run).
+
+    `missing`: the value of a run of an older commit that lacks `param` (a param is added with the default that
+    keeps the old behaviour, so that default is what such a run ran with); without it such a run is an error.
+    """
     runs = list(runs)
-    anchor = next((r for r in runs if param_value(r.params, param) == reference), None)
+    anchor = next((r for r in runs if param_value(r.params, param, missing) == reference), None)
     if anchor is None:
         raise ValueError(f"no run has {param}={reference!r}: run the reference value too (it is the baseline of "
                          "every paired difference)")
@@ -62,7 +72,7 @@ def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] 
         if differing_params(run.params, anchor.params, [param]):
             left_out.append(run.name)
             continue
-        value = param_value(run.params, param)
+        value = param_value(run.params, param, missing)
         by_value.setdefault(_hashable(value), {}).setdefault(int(run.params["train"].get("seed", 0)), run)
     tables = {value: {g: per_seed(r.summary, "top1") for g, r in sorted(gens.items())}
               for value, gens in by_value.items()}

@@ -53,11 +53,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the curve here (PNG)")
     parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
     args = parser.parse_intermixed_args()  # `--extra a b -- --rev HEAD`: options and positionals in any order
-    reference = (yaml.safe_load(args.reference) if args.reference is not None
-                 else param_value(yaml.safe_load(Path("params.yaml").read_text()), args.param))
+    current = param_value(yaml.safe_load(Path("params.yaml").read_text()), args.param)
+    reference = yaml.safe_load(args.reference) if args.reference is not None else current
     shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
                            text=True).stdout
-    result = sweep(dvc_runs(json.loads(shown)), args.param, reference, args.extra)
+    # a run of a commit before the param existed ran with its default, params.yaml's value
+    result = sweep(dvc_runs(json.loads(shown)), args.param, reference, args.extra, missing=current)
     print(markdown(result))
     if args.out:
         _plot(result, args.out)

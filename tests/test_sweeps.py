@@ -47,6 +47,23 @@ def test_runs_that_differ_in_another_param_are_left_out_by_name():
     assert sampler.left_out == ("k50-ddim",)  # k differs too: not a sampler comparison
 
 
+def test_a_run_older_than_the_param_counts_with_the_default_given():
+    """A run of a commit before `train.extra_templates` existed ran with its default: with `missing` it joins that
+    value's row (here the reference, a second generator); without it the sweep says which param is missing."""
+    def params(seed, templates=None):
+        out = _params(seed=seed)
+        if templates is not None:
+            out["train"]["extra_templates"] = templates
+        return out
+    runs = [Run("ref-g42", params(42, []), _summary(0.0), BASELINES), Run("old-g43", params(43), _summary(0.01)),
+            Run("prompts-g42", params(42, ["a {label}"]), _summary(0.02))]
+    result = sweep(runs, "train.extra_templates", [], missing=[])
+    reference = next(p for p in result.points if p.vs_reference is None)
+    assert reference.names == ("ref-g42", "old-g43") and result.left_out == ()
+    with pytest.raises(KeyError, match="train.extra_templates"):
+        sweep(runs, "train.extra_templates", [])
+
+
 def test_a_sweep_needs_its_reference_run():
     with pytest.raises(ValueError, match="run the reference value"):
         sweep([Run("k50", _params(k=50), _summary(0.0))], "mining.k", 250)
