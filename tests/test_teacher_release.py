@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -189,3 +190,27 @@ def test_candidate_recipes_are_the_released_one_plus_what_they_say(name, changed
     recipe = release_recipe(candidate)
     assert {k: v for k, v in recipe.items() if released.get(k) != v} == changed
     assert set(released) <= set(recipe)
+
+
+def _release_script():
+    spec = importlib.util.spec_from_file_location("release_teacher_script", ROOT / "scripts" / "release_teacher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_init_from_refuses_a_state_past_the_variants_fine_tune_step(tmp_path):
+    """--init-from copies another run's state in as the variant's resume checkpoint only when that state is at or
+    before `velocity_from_step`: a later one would hold plain steps the variant's recipe says are velocity steps."""
+    prior = _tiny_prior()
+    plain = _config(steps=12, checkpoint_every=2)
+    pretrain_teacher(prior, _fake_embed, plain, TEXT, resume_dir=tmp_path / "plain", stop_after=4)
+    source = run_resume_path(tmp_path / "plain", plain, prior, _fake_embed)
+    script = _release_script()
+    late = _config(steps=12, checkpoint_every=2, velocity_weight=1.0, velocity_from_step=2)
+    with pytest.raises(SystemExit, match="step 4, past the recipe's teacher.velocity_from_step"):
+        script._seed_resume(source, tmp_path / "late", late, prior, _fake_embed)
+    assert not (tmp_path / "late").exists()
+    variant = _config(steps=12, checkpoint_every=2, velocity_weight=1.0, velocity_from_step=4)
+    script._seed_resume(source, tmp_path / "variant", variant, prior, _fake_embed)
+    assert run_resume_path(tmp_path / "variant", variant, prior, _fake_embed).read_bytes() == source.read_bytes()
