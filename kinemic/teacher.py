@@ -104,6 +104,8 @@ class TeacherConfig:
     ema_decay: float = 0.0  # > 0: the saved teacher is an EMA of the weights (MDM: 0.9999); 0: the raw weights
     velocity_weight: float = 0.0  # > 0: adds the x0 prediction's frame-difference MSE (MDM's lambda_vel) to the loss
     velocity_from_step: int = 0  # the term is on from this step: a velocity fine-tune of a plain run, in one recipe
+    high_noise_share: float = 0.0  # > 0: that share of every batch draws its t from the schedule's top fifth
+    high_noise_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)
     max_frames: int = 196
     unit_length: int = 4
     splits: tuple[str, ...] = ("train",)
@@ -140,10 +142,13 @@ class TeacherConfig:
             raise ValueError(f"teacher.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.preview_sampler not in SAMPLERS:
             raise ValueError(f"teacher.preview_sampler must be one of {SAMPLERS}, got {self.preview_sampler!r}")
+        if not 0.0 <= self.high_noise_share <= 1.0:
+            raise ValueError(f"teacher.high_noise_share must lie in [0, 1] (0 = off), got {self.high_noise_share}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
-                    non_negative=("weight_decay", "guidance", "preview_steps", "velocity_weight", "velocity_from_step"))
+                    non_negative=("weight_decay", "guidance", "preview_steps", "velocity_weight", "velocity_from_step",
+                                  "high_noise_from_step"))
         # Keys and values checked here, before any data loads. The mappings as given stay beside the typed views:
         # they are what the resume fingerprint and a release's recipe hold (`params`).
         given = {"model": _as_mapping("model", self.model, MDMConfig),
@@ -164,6 +169,15 @@ class TeacherConfig:
         fields = dataclasses.asdict(self)
         fields.update(copy.deepcopy(self._given))
         return fields
+
+    @property
+    def forked_at(self) -> int:
+        """The last step at which this recipe is still the run it varies: the latest `*_from_step` of a term that is on.
+
+        A variant can start from that run's loop state at this step or before (`release_teacher.py train --init-from`).
+        """
+        return max(self.velocity_from_step if self.velocity_weight > 0 else 0,
+                   self.high_noise_from_step if self.high_noise_share > 0 else 0)
 
     def lr_at(self, step: int) -> float:
         """The learning rate the loop applies at the update that follows `step` completed steps."""
@@ -322,7 +336,27 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
 
 # Recipe fields added after runs and releases existed: off (0), they are left out of a run's identity and a release's
 # recipe, so those runs still resume and those releases still read as trained with the recipe they record.
-LATER_FIELDS = ("ema_decay", "velocity_weight", "velocity_from_step")
+LATER_FIELDS = ("ema_decay", "velocity_weight", "velocity_from_step", "high_noise_share", "high_noise_from_step")
+
+# The top of the schedule that `high_noise_share` draws from. Where the embedded teacher loses slow periodic motion:
+# real arm circles noised to t = 88 of 100 and sampled back keep their speed, noised to t = 94 keep 0.4 of it (README
+# "Past 12,000 steps"); the model must learn to pick a motion's phase out of a nearly pure-noise input there.
+HIGH_NOISE_BAND = 0.2
+
+
+def emphasise_high_noise(t: torch.Tensor, share: float, num_timesteps: int, generator: torch.Generator) -> torch.Tensor:
+    """The first round(share * B) of the uniformly drawn steps `t` redrawn uniformly from the top `HIGH_NOISE_BAND`.
+
+    Importance sampling of the training steps, unweighted: the loss spends more of the batch where the x0 prediction
+    must amplify a faint signal. The rest of the batch keeps the uniform draw, so every step is still trained.
+    """
+    count = round(share * len(t))
+    if count == 0:
+        return t
+    low = min(num_timesteps - 1, int(round(num_timesteps * (1.0 - HIGH_NOISE_BAND))))
+    out = t.clone()
+    out[:count] = torch.randint(low, num_timesteps, (count,), generator=generator, device=generator.device).to(t.device)
+    return out
 
 
 def without_later_fields_off(fields: dict[str, Any]) -> dict[str, Any]:
@@ -430,7 +464,10 @@ def _pretrain(
     while step < config.steps:
         motions, caption_idx = sampler.sample(rng)
         batch = collate(motions, prior.stats, device)
-        t = diffusion.sample_timesteps(len(motions), generator).to(device)
+        t = diffusion.sample_timesteps(len(motions), generator)
+        if config.high_noise_share > 0 and step >= config.high_noise_from_step:
+            t = emphasise_high_noise(t, config.high_noise_share, diffusion.num_timesteps, generator)
+        t = t.to(device)
         noise = torch.randn(batch.x0.shape, generator=generator).to(device)
         x0, mask, forward_generator = batch.x0, batch.mask, generator
         if world.distributed:  # the global batch was drawn above exactly as one process draws it; keep this slice

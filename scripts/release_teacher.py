@@ -2,8 +2,8 @@
 
     # 1. train the recipe with resume, keeping EMA and raw weights every --every steps (kill and re-run at will)
     python scripts/release_teacher.py train [--recipe releases/teacher/recipe.yaml] [--until 16000] [--every 2000]
-    #    a variant that changes the recipe from step S on (`teacher.velocity_from_step: S`) can start from the plain
-    #    run's resume checkpoint at S or before instead of step 0: --init-from .release/teacher/resume_012500.pt
+    #    a variant that changes the recipe from step S on (`teacher.velocity_from_step: S`, `high_noise_from_step`)
+    #    can start from that run's resume checkpoint at S or before instead of step 0: --init-from PATH
     # 2. score every snapshot with the report card (EMA against raw weights, and where the card plateaus)
     python scripts/release_teacher.py cards [--snapshots .release/teacher] [--out .release/teacher/cards.tsv]
     # 3. publish one snapshot as releases/teacher/{teacher.pt,release.json}
@@ -72,11 +72,12 @@ def _seed_resume(source: Path, resume_dir: Path, config: TeacherConfig, prior: P
         print(f"{target} exists: resuming it, not {source}")
         return
     step = int(load_torch_file(source)["step"])
-    if step > config.velocity_from_step:
-        raise SystemExit(f"{source} is at step {step}, past the recipe's teacher.velocity_from_step "
-                         f"({config.velocity_from_step}): the variant would have trained steps its recipe does not "
-                         "describe. Start from a checkpoint at or before that step (e.g. the kept "
-                         ".release/teacher/resume_012500.pt), or set velocity_from_step to the checkpoint's step.")
+    if step > config.forked_at:
+        raise SystemExit(f"{source} is at step {step}, past the step where the recipe starts to differ "
+                         f"({config.forked_at}: the latest teacher.*_from_step of a term that is on): the variant "
+                         "would have trained steps its recipe does not describe. Start from a checkpoint at or before "
+                         "that step (e.g. the kept .release/teacher/resume_012500.pt), or set that *_from_step to the "
+                         "checkpoint's step.")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     print(f"starting from {source} (step {step})")

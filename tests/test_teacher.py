@@ -22,6 +22,7 @@ from kinemic.teacher import (
     TeacherCheckpoint,
     TeacherConfig,
     WeightAverage,
+    emphasise_high_noise,
     logged_curve,
     pretrain_teacher,
     run_fingerprint,
@@ -323,6 +324,33 @@ def test_velocity_from_step_trains_the_plain_run_until_then(tmp_path):
     finished = pretrain_teacher(prior, _fake_embed, late, {"name": "fake"}, resume_dir=tmp_path)
     straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1), {"name": "fake"})
     assert finished.losses[:4] == straight.losses[:4] and finished.losses[4][1] > straight.losses[4][1]
+
+
+def test_high_noise_share_redraws_that_share_of_the_batch_from_the_top_of_the_schedule():
+    generator = torch.Generator().manual_seed(0)
+    t = torch.randint(0, 100, (64,), generator=generator)
+    out = emphasise_high_noise(t, 0.25, 100, generator)
+    assert torch.equal(out[16:], t[16:])  # the rest of the batch keeps its uniform draw
+    assert bool(((out[:16] >= 80) & (out[:16] < 100)).all()) and not torch.equal(out[:16], t[:16])
+    assert torch.equal(emphasise_high_noise(t, 0.0, 100, generator), t)
+    assert bool((emphasise_high_noise(t, 1.0, 3, generator) == 2).all())  # a tiny schedule: its last step
+    with pytest.raises(ValueError, match="high_noise_share"):
+        _config(high_noise_share=1.5)
+
+
+def test_high_noise_share_is_off_in_old_fingerprints_and_on_from_its_step(tmp_path):
+    """Off, the field keeps every existing run's identity; on from step S, the run is the one it varies until S and
+    then trains different steps (what lets --init-from start it from that run's checkpoint)."""
+    prior = _tiny_prior()
+    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
+    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(high_noise_share=0.0), prior, table)
+    assert run_fingerprint(_config(high_noise_share=0.5), prior, table) != run_fingerprint(_config(), prior, table)
+    assert _config(high_noise_share=0.5, high_noise_from_step=4, velocity_weight=1.0, velocity_from_step=2).forked_at == 4
+    assert _config(high_noise_share=0.0, high_noise_from_step=9).forked_at == 0
+    straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1), {"name": "fake"})
+    late = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1, high_noise_share=1.0,
+                                                        high_noise_from_step=4), {"name": "fake"})
+    assert late.losses[:4] == straight.losses[:4] and late.losses[4:] != straight.losses[4:]
 
 
 def test_ema_resume_continues_the_same_average(tmp_path):

@@ -180,6 +180,8 @@ def test_released_recipe_finds_its_resume_checkpoint():
 @pytest.mark.parametrize("name, changed", [
     ("velocity", {"velocity_weight": 1.0, "velocity_from_step": 12500}),
     ("velocity_whole_motions", {"velocity_weight": 1.0, "velocity_from_step": 12500, "max_frames": 196}),
+    ("velocity_high_noise", {"velocity_weight": 1.0, "velocity_from_step": 12500, "high_noise_share": 0.5,
+                             "high_noise_from_step": 22000}),
 ])
 def test_candidate_recipes_are_the_released_one_plus_what_they_say(name, changed):
     """The recipes of the README's recipe study (docs/results/teacher_recipes) load, and differ from the released
@@ -208,7 +210,7 @@ def test_init_from_refuses_a_state_past_the_variants_fine_tune_step(tmp_path):
     source = run_resume_path(tmp_path / "plain", plain, prior, _fake_embed)
     script = _release_script()
     late = _config(steps=12, checkpoint_every=2, velocity_weight=1.0, velocity_from_step=2)
-    with pytest.raises(SystemExit, match="step 4, past the recipe's teacher.velocity_from_step"):
+    with pytest.raises(SystemExit, match=r"step 4, past the step where the recipe starts to differ \(2"):
         script._seed_resume(source, tmp_path / "late", late, prior, _fake_embed)
     assert not (tmp_path / "late").exists()
     variant = _config(steps=12, checkpoint_every=2, velocity_weight=1.0, velocity_from_step=4)
