@@ -21,6 +21,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -112,7 +113,12 @@ def _publish(args: argparse.Namespace) -> None:
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
     card = teacher_card(teacher, embed, _card_inputs(prior, args), CardConfig())
     facts = json.loads((args.snapshot.parent / "facts.json").read_text())
-    log_rows = _log_rows(args.snapshot.parent / "train_log.tsv", teacher.step)
+    logs = [run / "train_log.tsv" for run in [*args.lineage, args.snapshot.parent]]
+    missing = [str(path) for path in logs if not path.is_file()]
+    if missing:
+        raise SystemExit(f"no training log at {', '.join(missing)}: --lineage names the snapshot folders of the runs "
+                         "this one started from (--init-from), oldest first")
+    log_rows = _log_rows(logs, teacher.step)
     manifest = write_release(args.release, teacher, prior, config, facts["hardware"], _wall_seconds(log_rows),
                              {k: round(v, 6) for k, v in card.to_metrics().items()},
                              [(step, loss) for step, loss, _ in log_rows])
@@ -132,8 +138,8 @@ def _card_text(manifest, table: str, cards_tsv: str) -> str:
         "default prior, for `teacher.source: release`.", "",
         f"- steps: {manifest.step} (batch {manifest.recipe['batch_size']}, lr {manifest.recipe['lr']} "
         f"{manifest.recipe['lr_schedule']} after {manifest.recipe['warmup_steps']} warmup steps, EMA "
-        f"{manifest.recipe['ema_decay']}, crops up to {manifest.recipe['max_frames']} frames{_velocity_words(manifest)}"
-        "); recipe: `recipe.yaml`",
+        f"{manifest.recipe['ema_decay']}, crops up to {manifest.recipe['max_frames']} frames"
+        f"{_later_terms_words(manifest)}); recipe: `recipe.yaml`",
         f"- hardware: {hw.get('cpu')}, {hw.get('torch_threads')} torch threads, torch {hw.get('torch')}, "
         f"device {hw.get('device')}; training wall time {manifest.wall_seconds / 3600:.2f} h",
         f"- sha256 of teacher.pt: `{manifest.sha256}`",
@@ -146,20 +152,27 @@ def _card_text(manifest, table: str, cards_tsv: str) -> str:
     return "\n".join(lines)
 
 
-def _velocity_words(manifest) -> str:
-    weight = manifest.recipe.get("velocity_weight", 0.0)
-    if not weight:
-        return ""
-    return f", velocity term {weight} from step {manifest.recipe.get('velocity_from_step', 0)}"
+def _later_terms_words(manifest) -> str:
+    """The recipe's terms that start at a later step (`teacher.LATER_FIELDS`), in words; "" when none is on."""
+    recipe, words = manifest.recipe, ""
+    if recipe.get("velocity_weight", 0.0):
+        words += f", velocity term {recipe['velocity_weight']} from step {recipe.get('velocity_from_step', 0)}"
+    if recipe.get("high_noise_share", 0.0):
+        words += (f", {recipe['high_noise_share']} of every batch at the top fifth of the noise schedule from step "
+                  f"{recipe.get('high_noise_from_step', 0)}")
+    return words
 
 
-def _log_rows(log_path: Path, step: int) -> list[tuple[int, float, float]]:
-    """(step, loss, time) up to `step`, once per step: a resumed run logs again the steps after its checkpoint."""
+def _log_rows(log_paths: Sequence[Path], step: int) -> list[tuple[int, float, float]]:
+    """(step, loss, time) up to `step`, once per step, from the logs oldest first: a later line of a step replaces an
+    earlier one, as a resumed run logs again the steps after its checkpoint and a variant (--init-from) logs its own
+    steps after the run it started from."""
     rows: dict[int, tuple[float, float]] = {}
-    for line in log_path.read_text().splitlines():
-        logged_step, loss, stamp = line.split("\t")
-        if int(logged_step) <= step:
-            rows[int(logged_step)] = (float(loss), float(stamp))
+    for log_path in log_paths:
+        for line in log_path.read_text().splitlines():
+            logged_step, loss, stamp = line.split("\t")
+            if int(logged_step) <= step:
+                rows[int(logged_step)] = (float(loss), float(stamp))
     return [(s, loss, stamp) for s, (loss, stamp) in sorted(rows.items())]
 
 
@@ -187,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--release", type=Path, default=Path("releases/teacher"))
     parser.add_argument("--init-from", type=Path, help="train: start from this resume checkpoint of another run "
                         "(a recipe variant fine-tuned from it)")
+    parser.add_argument("--lineage", type=Path, nargs="*", default=[],
+                        help="publish: snapshot folders of the runs the snapshot's run started from (--init-from), "
+                        "oldest first; their logs give the steps before the fork (loss curve and wall time)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -21,6 +22,7 @@ from kinemic.formats.pyskl import read_pyskl
 from kinemic.stage_deps import code_deps, is_code_dep, stage_script, synced_dvc_yaml
 from kinemic.student import StudentCheckpoint
 from kinemic.synthetic_set import SyntheticSet
+from kinemic.window_recognition import check_windows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,6 +150,9 @@ def test_every_stage_on_a_tiny_world(tiny_run):
                  "mining/similarity.csv", "report/accuracy.tsv", "report/confusion.csv", "report/confusion.png",
                  "generate/composition.gif"):
         assert (d / "plots" / plot).is_file(), plot
+    windows = pd.read_parquet(d / "plots/train/windows.parquet")  # MIC's windows, for scripts/window_recognition.py
+    check_windows(windows)
+    assert sorted(windows["step"].unique()) == [1, 2]
     for stage, steps in (("teacher", 4), ("train", 2)):  # DVCLive's curves: the last logged step, no timestamps
         live = json.loads((d / "dvclive" / stage / "metrics.json").read_text())
         assert live["step"] == steps and np.isfinite(live["loss"]) and live["lr"] > 0

@@ -345,7 +345,8 @@ def test_high_noise_share_is_off_in_old_fingerprints_and_on_from_its_step(tmp_pa
     table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
     assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(high_noise_share=0.0), prior, table)
     assert run_fingerprint(_config(high_noise_share=0.5), prior, table) != run_fingerprint(_config(), prior, table)
-    assert _config(high_noise_share=0.5, high_noise_from_step=4, velocity_weight=1.0, velocity_from_step=2).forked_at == 4
+    both = _config(high_noise_share=0.5, high_noise_from_step=4, velocity_weight=1.0, velocity_from_step=2)
+    assert both.forked_at == 4
     assert _config(high_noise_share=0.0, high_noise_from_step=9).forked_at == 0
     straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1), {"name": "fake"})
     late = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1, high_noise_share=1.0,

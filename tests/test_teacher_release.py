@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -216,3 +217,24 @@ def test_init_from_refuses_a_state_past_the_variants_fine_tune_step(tmp_path):
     variant = _config(steps=12, checkpoint_every=2, velocity_weight=1.0, velocity_from_step=4)
     script._seed_resume(source, tmp_path / "variant", variant, prior, _fake_embed)
     assert run_resume_path(tmp_path / "variant", variant, prior, _fake_embed).read_bytes() == source.read_bytes()
+
+
+def test_publish_reads_the_log_of_a_variant_and_of_the_runs_it_started_from(tmp_path):
+    """A variant's release counts the steps before its fork from its parent's log: a later line of a step replaces an
+    earlier one (a resumed run logs again; a variant logs its own steps after the fork), and nothing past the
+    published step is read."""
+    script = _release_script()
+    parent, variant = tmp_path / "parent.tsv", tmp_path / "variant.tsv"
+    parent.write_text("50\t1.0\t100.0\n100\t0.9\t110.0\n150\t0.8\t120.0\n")
+    variant.write_text("150\t0.7\t5000.0\n200\t0.6\t5010.0\n250\t0.5\t5020.0\n")
+    rows = script._log_rows([parent, variant], 200)
+    assert rows == [(50, 1.0, 100.0), (100, 0.9, 110.0), (150, 0.7, 5000.0), (200, 0.6, 5010.0)]
+    assert script._wall_seconds(rows) == 20.0  # the pause between the two runs is not training time
+
+
+def test_release_card_names_the_terms_that_start_later():
+    script = _release_script()
+    words = script._later_terms_words(SimpleNamespace(recipe={
+        "velocity_weight": 1.0, "velocity_from_step": 12500, "high_noise_share": 0.5, "high_noise_from_step": 22000}))
+    assert "velocity term 1.0 from step 12500" in words and "0.5 of every batch" in words and "22000" in words
+    assert script._later_terms_words(SimpleNamespace(recipe={"velocity_weight": 0.0})) == ""
