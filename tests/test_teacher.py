@@ -29,6 +29,7 @@ from kinemic.teacher import (
 )
 
 RECIPE = Path(__file__).resolve().parents[1] / "releases" / "teacher" / "recipe.yaml"
+PLAIN_RECIPE = Path(__file__).resolve().parents[1] / "docs" / "results" / "teacher_recipes" / "plain.yaml"
 
 TINY_MODEL = {"latent_dim": 32, "ff_size": 64, "num_layers": 1, "num_heads": 2, "dropout": 0.1, "mask_frames": True}
 
@@ -143,8 +144,8 @@ def test_typed_model_and_text_keep_the_fingerprint_of_the_params_as_given():
     """`model` and `text` are typed (MDMConfig, TextSpec) but the fingerprint hashes them as the params wrote them.
 
     The pinned values are what the code computed when both were plain dicts (commit 0dfce2f): a resume checkpoint of
-    that time, such as the released recipe's, is still found."""
-    recipe = yaml.safe_load(RECIPE.read_text())["teacher"]
+    that time, such as the first release's (plain.yaml, the root of every later recipe), is still found."""
+    recipe = yaml.safe_load(PLAIN_RECIPE.read_text())["teacher"]
     config = config_from_params(TeacherConfig, recipe, "teacher")
     assert config.model == MDMConfig(latent_dim=128, ff_size=512, num_layers=4, num_heads=4, dropout=0.0,
                                      mask_frames=True, cond_mask_prob=0.1)

@@ -159,7 +159,7 @@ def test_release_records_the_recipe_as_written():
 
 
 def test_released_recipe_finds_its_resume_checkpoint():
-    """`scripts/release_teacher.py train` keeps its resume checkpoint under .release/teacher/resume/7feb379c7311493a:
+    """`scripts/release_teacher.py train` keeps its resume checkpoint under <snapshots>/resume/fac75e4d7b164173:
     the fingerprint of recipe.yaml on the embedded default prior. Needs that prior (`dvc repro prepare_prior`) and
     its captions' embeddings in the text cache; skipped without them."""
     config = _recipe()
@@ -175,7 +175,14 @@ def test_released_recipe_finds_its_resume_checkpoint():
     if not cached.all():
         pytest.skip("the prior's caption embeddings are not cached (dvc repro teacher caches them)")
     table = torch.from_numpy(np.asarray(text_embedder(config.text, default_cache_dir())(captions), dtype=np.float32))
-    assert run_fingerprint(config, prior, table) == "7feb379c7311493a"
+    assert run_fingerprint(config, prior, table) == "fac75e4d7b164173"
+
+
+RECIPES = ROOT / "docs" / "results" / "teacher_recipes"
+
+
+def _recipe_file(path: Path) -> TeacherConfig:
+    return config_from_params(TeacherConfig, yaml.safe_load(path.read_text())["teacher"], "teacher")
 
 
 @pytest.mark.parametrize("name, changed", [
@@ -184,15 +191,17 @@ def test_released_recipe_finds_its_resume_checkpoint():
     ("velocity_high_noise", {"velocity_weight": 1.0, "velocity_from_step": 12500, "high_noise_share": 0.5,
                              "high_noise_from_step": 22000}),
 ])
-def test_candidate_recipes_are_the_released_one_plus_what_they_say(name, changed):
-    """The recipes of the README's recipe study (docs/results/teacher_recipes) load, and differ from the released
-    recipe only where their header says: up to their fine-tune step they train the released run."""
-    path = ROOT / "docs" / "results" / "teacher_recipes" / f"{name}.yaml"
-    candidate = config_from_params(TeacherConfig, yaml.safe_load(path.read_text())["teacher"], "teacher")
-    released = release_recipe(_recipe())
-    recipe = release_recipe(candidate)
-    assert {k: v for k, v in recipe.items() if released.get(k) != v} == changed
-    assert set(released) <= set(recipe)
+def test_candidate_recipes_are_the_first_release_plus_what_they_say(name, changed):
+    """The recipes of the README's recipe study (docs/results/teacher_recipes) load, and differ from the first
+    release's recipe (plain.yaml) only where their header says: up to their fine-tune step they train that run."""
+    plain = release_recipe(_recipe_file(RECIPES / "plain.yaml"))
+    recipe = release_recipe(_recipe_file(RECIPES / f"{name}.yaml"))
+    assert {k: v for k, v in recipe.items() if plain.get(k) != v} == changed
+    assert set(plain) <= set(recipe)
+
+
+def test_the_release_is_the_high_noise_recipe():
+    assert release_recipe(_recipe()) == release_recipe(_recipe_file(RECIPES / "velocity_high_noise.yaml"))
 
 
 def _release_script():
