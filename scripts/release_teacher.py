@@ -32,7 +32,7 @@ from kinemic.corpus import PreparedPrior
 from kinemic.params import config_from_params
 from kinemic.recogniser import RecogniserConfig
 from kinemic.runtime import apply_threads, platform_facts
-from kinemic.teacher import LoggedStep, TeacherCheckpoint, TeacherConfig
+from kinemic.teacher import HIGH_NOISE_BAND, LoggedStep, TeacherCheckpoint, TeacherConfig
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card
 from kinemic.teacher_release import run_resume_path, train_in_snapshots, write_release
 
@@ -158,8 +158,8 @@ def _later_terms_words(manifest) -> str:
     if recipe.get("velocity_weight", 0.0):
         words += f", velocity term {recipe['velocity_weight']} from step {recipe.get('velocity_from_step', 0)}"
     if recipe.get("high_noise_share", 0.0):
-        words += (f", {recipe['high_noise_share']} of every batch at the top fifth of the noise schedule from step "
-                  f"{recipe.get('high_noise_from_step', 0)}")
+        words += (f", {recipe['high_noise_share']} of every batch at the top {HIGH_NOISE_BAND:.0%} of the noise "
+                  f"schedule from step {recipe.get('high_noise_from_step', 0)}")
     return words
 
 

@@ -146,8 +146,8 @@ def test_a_variant_started_from_another_runs_state_snapshots_only_past_it(tmp_pa
     assert any(not torch.equal(plain_8.state_dict()[k], v) for k, v in variant_8.state_dict().items())
 
 
-def _recipe() -> TeacherConfig:
-    return config_from_params(TeacherConfig, yaml.safe_load(RECIPE.read_text())["teacher"], "teacher")
+def _recipe(path: Path = RECIPE) -> TeacherConfig:
+    return config_from_params(TeacherConfig, yaml.safe_load(path.read_text())["teacher"], "teacher")
 
 
 def test_release_records_the_recipe_as_written():
@@ -181,10 +181,6 @@ def test_released_recipe_finds_its_resume_checkpoint():
 RECIPES = ROOT / "docs" / "results" / "teacher_recipes"
 
 
-def _recipe_file(path: Path) -> TeacherConfig:
-    return config_from_params(TeacherConfig, yaml.safe_load(path.read_text())["teacher"], "teacher")
-
-
 @pytest.mark.parametrize("name, changed", [
     ("velocity", {"velocity_weight": 1.0, "velocity_from_step": 12500}),
     ("velocity_whole_motions", {"velocity_weight": 1.0, "velocity_from_step": 12500, "max_frames": 196}),
@@ -194,14 +190,14 @@ def _recipe_file(path: Path) -> TeacherConfig:
 def test_candidate_recipes_are_the_first_release_plus_what_they_say(name, changed):
     """The recipes of the README's recipe study (docs/results/teacher_recipes) load, and differ from the first
     release's recipe (plain.yaml) only where their header says: up to their fine-tune step they train that run."""
-    plain = release_recipe(_recipe_file(RECIPES / "plain.yaml"))
-    recipe = release_recipe(_recipe_file(RECIPES / f"{name}.yaml"))
+    plain = release_recipe(_recipe(RECIPES / "plain.yaml"))
+    recipe = release_recipe(_recipe(RECIPES / f"{name}.yaml"))
     assert {k: v for k, v in recipe.items() if plain.get(k) != v} == changed
     assert set(plain) <= set(recipe)
 
 
 def test_the_release_is_the_high_noise_recipe():
-    assert release_recipe(_recipe()) == release_recipe(_recipe_file(RECIPES / "velocity_high_noise.yaml"))
+    assert release_recipe(_recipe()) == release_recipe(_recipe(RECIPES / "velocity_high_noise.yaml"))
 
 
 def _release_script():
