@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from kinemic.checkpoints import (
@@ -75,6 +74,10 @@ def with_actions(teacher: MDM, num_actions: int, seed: int) -> MDM:
 
 def add_lora(student: MDM, settings: LoRASettings) -> nn.Module:
     """Wrap the student with LoRA adapters; only adapters and the action embedding stay trainable."""
+    # Imported here: peft pulls in transformers and torch._dynamo (~2.7 s on 2 cores), which the stages that only
+    # load a merged student (generate, evaluate) never need.
+    from peft import LoraConfig, get_peft_model
+
     config = LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
