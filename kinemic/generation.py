@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from kinemic.devices import resolve_device
+from kinemic.diffusion import SPACINGS
 from kinemic.distributed import World, batch_share, gather_in_rank_order
 from kinemic.params import check_range
 from kinemic.samplers import SAMPLERS
@@ -41,6 +42,7 @@ class GenerateConfig:
     guidance: float = 2.5
     sampling_steps: int = 0  # 0: every step of the schedule; K: K steps of the model's training schedule
     sampler: str = "ancestral"  # ancestral | ddim | dpmpp_2m (kinemic.samplers)
+    spacing: str = "default"  # which sampling_steps steps: official | trailing | high_noise; default: the sampler's
     batch_size: int = 128
     seed: int = 10
     device: str = "auto"
@@ -59,6 +61,8 @@ class GenerateConfig:
             raise ValueError(f"generate.guidance must be >= 0, got {self.guidance}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"generate.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.spacing not in ("default", *SPACINGS):
+            raise ValueError(f"generate.spacing must be 'default' or one of {SPACINGS}, got {self.spacing!r}")
         check_range("generate", self, positive=("nproc",), non_negative=("previews_per_class", "composition_samples"))
 
 
@@ -122,6 +126,7 @@ def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig,
             student.model, diffusion, student.stats, request, guidance=config.guidance, batch_size=config.batch_size,
             pad_to=student.max_frames, seed=config.seed, device=device, progress=progress, sampler=config.sampler,
             steps=config.sampling_steps or None, batches=share,
+            spacing=None if config.spacing == "default" else config.spacing,
         )
     if not world.distributed:
         return samples

@@ -44,14 +44,17 @@ class DDIMSampler(ScheduleSampler):
     name = "ddim"
     spacing = "trailing"
 
-    def __init__(self, diffusion: GaussianDiffusion, steps: int | None = None, eta: float = 0.0) -> None:
+    def __init__(
+        self, diffusion: GaussianDiffusion, steps: int | None = None, eta: float = 0.0, spacing: str | None = None
+    ) -> None:
         if isinstance(eta, bool) or not isinstance(eta, int | float) or not 0.0 <= eta <= 1.0:
             raise ValueError(f"DDIM eta must be a number in [0, 1] (0: deterministic, 1: ancestral), got {eta!r}")
         self.eta = float(eta)
-        super().__init__(diffusion, steps)
+        super().__init__(diffusion, steps, spacing)
 
     def __repr__(self) -> str:
-        return f"DDIMSampler({self.diffusion!r}, steps={len(self.timesteps)}, eta={self.eta})"
+        return (f"DDIMSampler({self.diffusion!r}, steps={len(self.timesteps)}, eta={self.eta}, "
+                f"spacing={self.spacing!r})")
 
     def set_timesteps(self, steps: int | None) -> None:
         super().set_timesteps(steps)
@@ -127,19 +130,21 @@ class DPMSolverPP2M(ScheduleSampler):
 
 
 def make_sampler(
-    name: str, diffusion: GaussianDiffusion, steps: int | None = None, eta: float = 0.0
+    name: str, diffusion: GaussianDiffusion, steps: int | None = None, eta: float = 0.0, spacing: str | None = None
 ) -> ScheduleSampler:
     """A sampler by name on the model's diffusion: 'ancestral' | 'ddim' | 'dpmpp_2m'.
 
-    `steps` as in `ScheduleSampler.set_timesteps` (None: every step of `diffusion`); `eta` applies to 'ddim' only.
+    `steps` as in `ScheduleSampler.set_timesteps` (None: every step of `diffusion`); `eta` applies to 'ddim' only;
+    `spacing` (`kinemic.diffusion.SPACINGS`, None: the sampler's default) picks which `steps` steps.
     """
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; valid samplers are {SAMPLERS}")
     if name == "ddim":
-        return DDIMSampler(diffusion, steps, eta=eta)
+        return DDIMSampler(diffusion, steps, eta=eta, spacing=spacing)
     if eta != 0.0:
         raise ValueError(f"eta applies only to the 'ddim' sampler, got eta={eta!r} for {name!r}")
-    return AncestralSampler(diffusion, steps) if name == "ancestral" else DPMSolverPP2M(diffusion, steps)
+    kind = AncestralSampler if name == "ancestral" else DPMSolverPP2M
+    return kind(diffusion, steps, spacing)
 
 
 def _check_same_shape(x0_pred: Tensor, x_t: Tensor) -> None:

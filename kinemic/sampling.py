@@ -69,6 +69,7 @@ def sample_motions(
     sampler: str | ScheduleSampler = "ancestral",
     steps: int | None = None,
     batches: Sequence[int] | None = None,
+    spacing: str | None = None,
 ) -> Samples:
     """Generate `len(request.lengths)` motions, `batch_size` at a time, reproducibly from `seed`.
 
@@ -79,6 +80,7 @@ def sample_motions(
     `sampler` is a name ('ancestral' | 'ddim' | 'dpmpp_2m', see `kinemic.samplers.make_sampler`) built on `diffusion`
     with `steps` steps of the model's base schedule (None: every step of `diffusion`, respaced or not), or a sampler
     object already built on the model's schedule (then `steps` must be None: the object carries its own).
+    `spacing` (`kinemic.diffusion.SPACINGS`; None: the named sampler's default) picks which `steps` steps.
 
     `batches` (indices of the `batch_size` batches, see `batch_count`) samples only those batches, each exactly as the
     whole request samples it: the generator makes the random draws of the batches left out before them, and nothing
@@ -86,7 +88,7 @@ def sample_motions(
     Processes that each take a share of the batches (kinemic.generation) so give, put together in batch order, the
     bytes of one process doing all of them.
     """
-    sampler = _resolve_sampler(sampler, diffusion, steps)
+    sampler = _resolve_sampler(sampler, diffusion, steps, spacing)
     device = torch.device(device)
     lengths = np.asarray(request.lengths, dtype=np.int64)
     masked = model.config.mask_frames
@@ -183,14 +185,15 @@ def _skip_draws(noise_steps: Sequence[bool], shape: tuple[int, ...], generator: 
 
 
 def _resolve_sampler(
-    sampler: str | ScheduleSampler, diffusion: GaussianDiffusion, steps: int | None
+    sampler: str | ScheduleSampler, diffusion: GaussianDiffusion, steps: int | None, spacing: str | None = None
 ) -> ScheduleSampler:
     if isinstance(sampler, str):
-        return make_sampler(sampler, diffusion, steps)
+        return make_sampler(sampler, diffusion, steps, spacing=spacing)
     if not isinstance(sampler, ScheduleSampler):
         raise ValueError(f"sampler must be a sampler name or a ScheduleSampler, got {type(sampler).__name__}")
-    if steps is not None:
-        raise ValueError(f"steps={steps!r} given with a sampler object; call its set_timesteps or pass a sampler name")
+    if steps is not None or spacing is not None:
+        raise ValueError(f"steps={steps!r} / spacing={spacing!r} given with a sampler object; it carries its own "
+                         f"(call its set_timesteps, or pass a sampler name)")
     own = sampler.diffusion
     if (own.base_steps, own.schedule) != (diffusion.base_steps, diffusion.schedule):
         raise ValueError(f"sampler {sampler!r} is built on another schedule than the model's {diffusion!r}")

@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 from kinemic import metrics  # noqa: E402
 from kinemic.corpus import PreparedPrior  # noqa: E402
+from kinemic.diffusion import SPACINGS  # noqa: E402
 from kinemic.motion import features_to_joints  # noqa: E402
 from kinemic.recogniser import (  # noqa: E402
     LabelledSegments,
@@ -64,6 +65,7 @@ class CardConfig:
     samples_per_primitive: int = 10  # one prompt (and one sample) each
     sampling_steps: int = 50  # reverse steps; 0 = all of the teacher's diffusion steps
     sampler: str = "ancestral"  # ancestral | ddim | dpmpp_2m (kinemic.samplers): the card of a fast sampler
+    spacing: str = "default"  # which sampling_steps steps: official | trailing | high_noise; default: the sampler's
     guidance: float = 2.5
     real_per_primitive: int = 30  # held-out real segments per primitive: the FID and dynamics reference
     min_frames: int = 16  # shortest sample requested (lengths follow the primitive's real segments)
@@ -80,6 +82,8 @@ class CardConfig:
             raise ValueError(f"card.sampling_steps must be >= 0 (0 = all steps), got {self.sampling_steps}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"card.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.spacing not in ("default", *SPACINGS):
+            raise ValueError(f"card.spacing must be 'default' or one of {SPACINGS}, got {self.spacing!r}")
         if self.min_frames < 3:
             raise ValueError(f"card.min_frames must be >= 3 (acceleration needs 3 frames), got {self.min_frames}")
         if not 0.0 < self.tolerance < 1.0:
@@ -293,15 +297,16 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
     lengths_arr = np.clip(np.array(lengths), config.min_frames, max(config.min_frames, teacher.max_frames))
     request = SampleRequest(lengths=lengths_arr, text_emb=np.asarray(embed(prompts), dtype=np.float32))
     steps = config.sampling_steps or None
-    if config.sampler == "ancestral":  # the official respacing, as the card has always been scored
-        diffusion, sampler_steps = teacher.diffusion(steps), None
-    else:  # a fast sampler picks its own steps on the training schedule
+    spacing = None if config.spacing == "default" else config.spacing
+    if config.sampler == "ancestral" and spacing in (None, "official"):  # the official respacing, as ever scored
+        diffusion, sampler_steps, spacing = teacher.diffusion(steps), None, None
+    else:  # the sampler picks its steps on the training schedule
         diffusion, sampler_steps = teacher.diffusion(), steps
     with torch.inference_mode():
         samples = sample_motions(teacher.model, diffusion, teacher.stats, request, guidance=config.guidance,
                                  batch_size=config.batch_size, pad_to=teacher.max_frames, seed=config.seed,
                                  device=config.device, progress=progress, sampler=config.sampler,
-                                 steps=sampler_steps)
+                                 steps=sampler_steps, spacing=spacing)
     card = score_samples(recogniser, samples.features, np.array(labels), reference, config.tolerance, config.seed)
     card = replace(card, seconds=time.perf_counter() - start)
     log.info("teacher card: recognition %.3f, top-3 %.3f, %d/%d primitives within tolerance, %.1f s",

@@ -21,6 +21,7 @@ import torch
 
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
+from kinemic.diffusion import SPACINGS
 from kinemic.io import write_json
 from kinemic.recogniser import Recogniser, RecogniserConfig, UnlabelledPrior
 from kinemic.samplers import SAMPLERS
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=CardConfig.samples_per_primitive, help="prompts per primitive")
     parser.add_argument("--steps", type=int, default=CardConfig.sampling_steps, help="sampling steps (0: all)")
     parser.add_argument("--sampler", default=CardConfig.sampler, choices=SAMPLERS)
+    parser.add_argument("--spacing", default=CardConfig.spacing, choices=("default", *SPACINGS),
+                        help="which --steps steps (default: the sampler's own)")
     parser.add_argument("--guidance", type=float, default=CardConfig.guidance)
     parser.add_argument("--seed", type=int, default=CardConfig.seed)
     parser.add_argument("--recogniser-seed", type=int, default=RecogniserConfig.seed)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher = TeacherCheckpoint.load(args.teacher, device=args.device)
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
     config = CardConfig(samples_per_primitive=args.samples, sampling_steps=args.steps, sampler=args.sampler,
-                        guidance=args.guidance, seed=args.seed, device=args.device)
+                        spacing=args.spacing, guidance=args.guidance, seed=args.seed, device=args.device)
     card = teacher_card(teacher, embed, inputs, config)
     print(f"teacher {args.teacher} (step {teacher.step}, {teacher.source}):\n")
     print(card.table())

@@ -15,6 +15,7 @@ from kinemic.diffusion import (
     GaussianDiffusion,
     classifier_free_guidance,
     cosine_beta_schedule,
+    high_noise_timesteps,
     masked_mse,
     masked_velocity_mse,
     run_sampler,
@@ -125,6 +126,21 @@ def test_trailing_timesteps_end_at_the_noisiest_step():
         trailing_timesteps(10, 11)
 
 
+def test_high_noise_timesteps_crowd_at_the_noisy_end():
+    assert high_noise_timesteps(100, 10) == [18, 35, 50, 63, 74, 83, 90, 95, 98, 99]
+    assert high_noise_timesteps(1000, 1) == [999]
+    gaps = np.diff(high_noise_timesteps(1000, 20))
+    assert (np.diff(gaps) <= 0).all() and gaps[0] > 3 * gaps[-1]  # gaps shrink toward high noise
+    for steps in (7, 100):
+        for count in range(1, steps + 1):  # distinct, in range, noisiest kept, even where rounding collides
+            kept = high_noise_timesteps(steps, count)
+            assert len(kept) == count and kept[-1] == steps - 1 and kept[0] >= 0
+            assert (np.diff(kept) > 0).all(), (steps, count, kept)
+        assert high_noise_timesteps(steps, steps) == list(range(steps))
+    with pytest.raises(ValueError, match=r"count must be an integer in \[1, steps=10\], got 11"):
+        high_noise_timesteps(10, 11)
+
+
 def test_a_one_step_schedule_samples():
     """Official respacing to 1 keeps step 0 and used to fail on the clipped log variance (no step 1 to clip to)."""
     one = GaussianDiffusion(1000, timestep_respacing=1)
@@ -141,6 +157,7 @@ def test_sampling_schedule_counts_base_steps():
     np.testing.assert_array_equal(sampling_schedule(base.respaced(10), 50).timestep_map, space_timesteps(1000, 50))
     np.testing.assert_array_equal(sampling_schedule(base, 1).timestep_map, [999])
     np.testing.assert_array_equal(sampling_schedule(base, 4, "trailing").timestep_map, [249, 499, 749, 999])
+    np.testing.assert_array_equal(sampling_schedule(base, 4, "high_noise").timestep_map, high_noise_timesteps(1000, 4))
     with pytest.raises(ValueError, match=r"sampling steps must be an integer in \[1, 1000\].*got 0"):
         sampling_schedule(base, 0)
     with pytest.raises(ValueError, match=r"unknown timestep spacing 'leading'; valid spacings are"):

@@ -22,6 +22,7 @@ import yaml
 
 from kinemic.diffusion import AncestralSampler, GaussianDiffusion, ScheduleSampler, run_sampler, standard_normal
 from kinemic.distributed import World, batch_share
+from kinemic.generation import GenerateConfig, generate_synthetic
 from kinemic.models.mdm import MDM
 from kinemic.motion import FeatureStats
 from kinemic.samplers import DDIMSampler, make_sampler
@@ -219,6 +220,21 @@ def test_batch_shares_cover_the_batches_in_order():
             shares = [batch_share(batches, World(rank, size)) for rank in range(size)]
             assert [b for share in shares for b in share] == list(range(batches))
             assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_generate_spacing_picks_the_steps(one_thread):
+    """generate.spacing reaches the sampler: 'official' is the ancestral default itself, 'high_noise' other steps."""
+    student, target = _student(), _target()
+
+    def features(**changes) -> list[bytes]:
+        config = GenerateConfig(**{**GENERATE, "samples_per_class": 2, **changes})
+        return [f.tobytes() for f in generate_synthetic(student, target, config).features]
+
+    default = features()
+    assert features(spacing="official") == default
+    assert features(spacing="high_noise") != default
+    with pytest.raises(ValueError, match="generate.spacing must be 'default' or one of"):
+        GenerateConfig(spacing="quad")
 
 
 def test_nproc_is_validated():

@@ -13,9 +13,11 @@ import torch
 
 import kinemic.samplers as samplers_module
 from kinemic.diffusion import (
+    SPACINGS,
     AncestralSampler,
     GaussianDiffusion,
     classifier_free_guidance,
+    high_noise_timesteps,
     run_sampler,
     trailing_timesteps,
 )
@@ -48,6 +50,16 @@ def test_every_sampler_lands_on_a_point_mass(name, eta, steps, noise_scale):
     start = noise_scale * torch.randn(3, 5, 4, generator=gen(1))
     out = run_sampler(sampler, lambda x, t: target.expand_as(x), (3, 5, 4), generator=gen(2), noise=start)
     torch.testing.assert_close(out, target, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("name", "eta"), CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("spacing", SPACINGS)
+def test_every_sampler_lands_on_a_point_mass_with_every_spacing(name, eta, spacing):
+    target = torch.randn(3, 5, 4, generator=gen(0))
+    for steps in (1, 7, 50):
+        sampler = make_sampler(name, GaussianDiffusion(100), steps, eta=eta, spacing=spacing)
+        out = run_sampler(sampler, lambda x, t: target.expand_as(x), (3, 5, 4), generator=gen(2))
+        torch.testing.assert_close(out, target, atol=1e-5, rtol=0)
 
 
 def gaussian_data_x0(mu: float, s: float, diffusion: GaussianDiffusion):
@@ -163,6 +175,27 @@ def test_fast_samplers_visit_trailing_steps_and_the_ancestral_the_official_ones(
     assert make_sampler("ddim", BASE.respaced(10), 20).timesteps.tolist() == trailing_timesteps(1000, 20)[::-1]
 
 
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_spacing_picks_the_steps_of_any_sampler(name):
+    """`spacing` overrides the sampler's own choice of steps; None keeps it."""
+    assert make_sampler(name, BASE, 10, spacing="high_noise").timesteps.tolist() == high_noise_timesteps(1000, 10)[::-1]
+    assert make_sampler(name, BASE, 4, spacing="official").timesteps.tolist() == [999, 666, 333, 0]
+    assert make_sampler(name, BASE, 4, spacing="trailing").timesteps.tolist() == [999, 749, 499, 249]
+    own = make_sampler(name, BASE, 4)
+    assert own.spacing == ("official" if name == "ancestral" else "trailing")
+    assert "spacing='high_noise'" in repr(make_sampler(name, BASE, 4, spacing="high_noise"))
+    with pytest.raises(ValueError, match=r"unknown timestep spacing 'quad'; valid spacings are"):
+        make_sampler(name, BASE, 4, spacing="quad")
+
+
+def test_the_high_noise_spacing_keeps_the_ancestral_step_exact():
+    """The ancestral sampler on high-noise steps is still the DDPM posterior of the visited steps: DDIM with eta 1."""
+    ancestral = make_sampler("ancestral", BASE, 10, spacing="high_noise")
+    ddim = make_sampler("ddim", BASE, 10, eta=1.0, spacing="high_noise")
+    runs = [run_sampler(sampler, nonlinear_model, (2, 4, 3), generator=gen(3)) for sampler in (ddim, ancestral)]
+    torch.testing.assert_close(runs[0], runs[1], atol=1e-4, rtol=0)
+
+
 def test_set_timesteps_rebuilds_the_tables():
     sampler = DPMSolverPP2M(BASE, 5)
     sampler.set_timesteps(12)
@@ -229,6 +262,19 @@ def test_sample_motions_with_each_sampler(name, mask_frames):
     assert not model.training
 
 
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_sample_motions_passes_the_spacing_to_the_named_sampler(name):
+    model = small_mdm(True)
+    kwargs = dict(batch_size=2, pad_to=24, seed=3, sampler=name, steps=4)
+    spaced = sample_motions(model, BASE, STATS, REQUEST, spacing="high_noise", **kwargs)
+    kwargs.pop("sampler"), kwargs.pop("steps")
+    by_object = sample_motions(model, BASE, STATS, REQUEST, sampler=make_sampler(name, BASE, 4, spacing="high_noise"),
+                               **kwargs)
+    own = sample_motions(model, BASE, STATS, REQUEST, sampler=make_sampler(name, BASE, 4), **kwargs)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(spaced.features, by_object.features, strict=True))
+    assert any(a.tobytes() != b.tobytes() for a, b in zip(spaced.features, own.features, strict=True))
+
+
 def test_sample_motions_default_is_the_ancestral_loop_of_the_given_diffusion():
     """Callers that pass a respaced diffusion and no sampler get what they got before samplers existed; naming the
     sampler and the steps on the base schedule gives the same bytes."""
@@ -282,8 +328,10 @@ def test_sample_motions_sampler_errors():
     model = small_mdm(False)
     with pytest.raises(ValueError, match="unknown sampler 'plms'"):
         sample_motions(model, BASE, STATS, REQUEST, pad_to=24, sampler="plms")
-    with pytest.raises(ValueError, match="steps=4 given with a sampler object"):
+    with pytest.raises(ValueError, match="steps=4 / spacing=None given with a sampler object"):
         sample_motions(model, BASE, STATS, REQUEST, pad_to=24, sampler=DDIMSampler(BASE, 4), steps=4)
+    with pytest.raises(ValueError, match="spacing='trailing' given with a sampler object"):
+        sample_motions(model, BASE, STATS, REQUEST, pad_to=24, sampler=DDIMSampler(BASE, 4), spacing="trailing")
     with pytest.raises(ValueError, match="built on another schedule"):
         sample_motions(model, BASE, STATS, REQUEST, pad_to=24, sampler=DDIMSampler(GaussianDiffusion(100), 4))
     with pytest.raises(ValueError, match="sampler must be a sampler name or a ScheduleSampler"):

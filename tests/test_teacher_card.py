@@ -176,3 +176,9 @@ def test_card_with_a_fast_sampler_is_seeded_and_differs_from_ancestral(trained, 
     assert fast.to_metrics() != teacher_card(teacher, _fake_embed, inputs, CardConfig(**base)).to_metrics()
     with pytest.raises(ValueError, match="card.sampler"):
         CardConfig(sampler="euler")
+    spaced = teacher_card(teacher, _fake_embed, inputs, CardConfig(**base, sampler=sampler, spacing="high_noise"))
+    assert spaced.to_metrics() != fast.to_metrics()  # 3 of 10 steps: [5, 8, 9] against trailing [2, 6, 9]
+    official = teacher_card(teacher, _fake_embed, inputs, CardConfig(**base, spacing="official"))
+    assert official.to_metrics() == teacher_card(teacher, _fake_embed, inputs, CardConfig(**base)).to_metrics()
+    with pytest.raises(ValueError, match="card.spacing must be 'default' or one of"):
+        CardConfig(spacing="quad")
