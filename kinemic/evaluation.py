@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_DATA = ("fewshot+synthetic", "fewshot", "synthetic", "all_real")
 BACKENDS = ("kinemic", "mmaction2")  # who trains the ST-GCN: this project, or mmaction2 through mmengine (extra "mm")
-# The reference rows of every comparison (stage `baselines`): name in metrics -> evaluate.train_data.
+# The reference rows of every comparison (stages `baseline_<name>`): name in metrics -> evaluate.train_data.
 BASELINES = {"real_only": "fewshot", "all_real": "all_real"}
 
 

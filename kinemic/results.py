@@ -3,8 +3,8 @@
 One row per method. Runs of the same method with different `train.seed` are its generator seeds; the classifier seeds
 are `evaluate.seeds` inside each run; runs with different `prepare_target.seed` are few-shot draws (the wider
 benchmark, profiles/benchmark.yaml), each compared with its own draw's real-only baseline. Real only and all real come
-from their own experiments when present, else from a run's `metrics/baselines.json` of the same draw (the same seeds
-and protocol). A difference whose interval contains zero is a tie.
+from their own experiments when present, else from a run's baseline metrics of the same draw (the same seeds and
+protocol). A difference whose interval contains zero is a tie.
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ ROW_ORDER = [REAL_ONLY, "MDM zero-shot", "MDM + LoRA", "MDM from scratch", "Kine
 SEED_PARAMS = ("train.seed", "generate.seed")  # vary between the generators of one row
 DRAW_PARAM = "prepare_target.seed"  # which real clips are the few shots: varies between the draws of a benchmark
 METHOD_PARAMS = ("train.method", "train.use_dist", "train.use_dww", "evaluate.train_data")  # pick the row
+# Where a run's reference rows are: one file per baseline stage, or one file for both in runs older than that split.
+BASELINE_METRICS = ("metrics/baseline_real_only.json", "metrics/baseline_all_real.json", "metrics/baselines.json")
 GENERATIVE = ("gen.fid", "gen.recognition_accuracy", "gen.speed", "gen.real.speed", "gen.acceleration",
               "gen.real.acceleration")
 
 
 @dataclass(frozen=True)
 class Run:
-    """One finished pipeline run: its name, params.yaml, summary.json and (when present) baselines.json."""
+    """One finished pipeline run: its name, params.yaml, summary.json and (when present) its baseline metrics."""
 
     name: str
     params: Mapping
@@ -63,8 +65,8 @@ def dvc_runs(entries: list[dict]) -> list[Run]:
                 seen.add(key)
                 rev = run.get("rev", "?")
                 name = run.get("name") or (rev if rev == "workspace" else rev[:7])
-                runs.append(Run(name, params, summary, _metrics(run, "metrics/baselines.json"),
-                                _metrics(run, "metrics/mining.json")))
+                baselines = {k: v for path in BASELINE_METRICS for k, v in _metrics(run, path).items()}
+                runs.append(Run(name, params, summary, baselines, _metrics(run, "metrics/mining.json")))
     return runs
 
 
@@ -158,7 +160,7 @@ def group_runs(runs: Iterable[Run]) -> dict[str, Row]:
 
 
 def reference_table(rows: Mapping[str, Row], runs: Iterable[Run], label: str, baseline_key: str) -> DrawTable | None:
-    """The real-only / all-real table: its own experiments if run, else per draw a run's baselines.json."""
+    """The real-only / all-real table: its own experiments if run, else per draw a run's baseline metrics."""
     if label in rows:
         return rows[label].table
     table: dict[int, dict[int, dict[int, float]]] = {}
@@ -199,7 +201,7 @@ def row_stats(rows: Mapping[str, Row], runs: list[Run]) -> list[RowStats]:
     full_real = reference_table(rows, runs, ALL_REAL, "all_real")
     full = rows[FULL].table if FULL in rows else None
     rows = dict(rows)
-    for label, table in ((REAL_ONLY, real), (ALL_REAL, full_real)):  # the reference rows, from baselines.json
+    for label, table in ((REAL_ONLY, real), (ALL_REAL, full_real)):  # the reference rows, from the baseline metrics
         if label not in rows and table is not None:
             rows[label] = Row(label, ("baselines",), table, {})
     out = []

@@ -208,8 +208,8 @@ def compare_with_baselines(per_seed: Mapping[int, float], baselines: Mapping[str
     for name in ("real_only", "all_real"):
         missing = [s for s in seeds if f"{name}.seed_{s}" not in baselines]
         if missing:
-            raise ValueError(f"the baselines have no {name} accuracy for seeds {missing}: re-run stage `baselines` "
-                             "with the same evaluate.seeds")
+            raise ValueError(f"the baselines have no {name} accuracy for seeds {missing}: re-run stage "
+                             f"`baseline_{name}` with the same evaluate.seeds")
         reference[name] = {0: {s: float(baselines[f"{name}.seed_{s}"]) for s in seeds}}
     method = {0: {s: float(per_seed[s]) for s in seeds}}
     out = mean_interval(method).to_metrics("top1.mean")

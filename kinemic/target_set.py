@@ -3,7 +3,10 @@
 Layout:
 - `features.npy` (F, 263) float32 and `joints.npy` (F, 22, 3) float32 (recovered from the features), clips back to back;
 - `samples.parquet`: sample_id, setup, camera, performer, replication, action, class_index, class_name, caption, split
-  ('fewshot' / 'test' / 'unused'), offset, length.
+  ('fewshot' / 'test' / 'unused'), offset, length;
+- `undrawn.parquet`: the same table before the few-shot draw (every training clip 'unused'). What trains on all real
+  clips (the all-real baseline, the evaluator) reads it with the arrays, so it does not depend on
+  `prepare_target.seed` or `shots`, and DVC reuses it across the draws of a benchmark.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ SAMPLE_COLUMNS = (
 )
 SPLITS = ("fewshot", "test", "unused")
 STAGE = "prepare_target"  # the stage that writes the prepared target set
+SAMPLES_TABLE = "samples.parquet"
+UNDRAWN_TABLE = "undrawn.parquet"  # the samples table without the few-shot draw (module docstring)
 
 
 @dataclass
@@ -79,16 +84,25 @@ class PreparedTarget:
         root.mkdir(parents=True, exist_ok=True)
         np.save(root / "features.npy", np.ascontiguousarray(self.features, dtype=np.float32))
         np.save(root / "joints.npy", np.ascontiguousarray(self.joints, dtype=np.float32))
-        self.samples.to_parquet(root / "samples.parquet", index=False)
+        self.samples.to_parquet(root / SAMPLES_TABLE, index=False)
+        self.undrawn().samples.to_parquet(root / UNDRAWN_TABLE, index=False)
+
+    def undrawn(self) -> PreparedTarget:
+        """The set before the few-shot draw: the few-shot clips become 'unused' like every other training clip, in
+        the same order, so training on all real clips sees exactly the same data."""
+        split = self.samples["split"].replace({"fewshot": "unused"})
+        return PreparedTarget(self.features, self.joints, self.samples.assign(split=split))
 
     @classmethod
-    def load(cls, root: Path) -> PreparedTarget:
-        """Errors name the missing, truncated or corrupt file and say to re-run `prepare_target`."""
+    def load(cls, root: Path, undrawn: bool = False) -> PreparedTarget:
+        """The set as prepared, or (`undrawn`) its table before the few-shot draw. Errors name the missing, truncated
+        or corrupt file and say to re-run `prepare_target`."""
         root = Path(root)
-        for name in ("features.npy", "joints.npy", "samples.parquet"):
+        table = UNDRAWN_TABLE if undrawn else SAMPLES_TABLE
+        for name in ("features.npy", "joints.npy", table):
             if not (root / name).is_file():
                 raise FileNotFoundError(f"{root / name}: missing; run `dvc repro {STAGE}` first")
-        samples = read_stage_file(root / "samples.parquet", STAGE, pd.read_parquet)
+        samples = read_stage_file(root / table, STAGE, pd.read_parquet)
         features = read_stage_file(root / "features.npy", STAGE, np.load)
         joints = read_stage_file(root / "joints.npy", STAGE, np.load)
         try:

@@ -6,7 +6,8 @@
 
 Each method runs once per generator seed (`train.seed`, the student's training and hence its samples; 42 is the
 default run's). The classifier seeds are `evaluate.seeds` inside every run, the same for all, so results_table pairs
-them; real data only and all real data come from stage `baselines` of any run, so they need no experiment of their own.
+them; real data only and all real data come from stages `baseline_real_only` and `baseline_all_real` of any run, so
+they need no experiment of their own.
 Zero-shot trains nothing: its generator seeds differ only in sampling (`generate.seed` is varied with them).
 With `--profile` every experiment carries the profile's params (kinemic.profiles args) and runs once per few-shot
 draw (`prepare_target.seed`); results_table pairs each draw with its own real-only baseline.

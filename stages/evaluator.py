@@ -1,4 +1,7 @@
-"""Stage `evaluator`: the fixed ST-GCN feature extractor for generative metrics, trained once on all real data."""
+"""Stage `evaluator`: the fixed ST-GCN feature extractor for generative metrics, trained once on all real data.
+
+It reads the target's table before the few-shot draw (kinemic.target_set), so a new draw or shot count reuses it.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     run = StageRun("evaluator", args.params)
 
     config = FeatureExtractorConfig.from_params(load_section("evaluator", args.params))
-    target = PreparedTarget.load(Path(args.target))
+    target = PreparedTarget.load(Path(args.target), undrawn=True)
     bar, advance = epoch_bar("evaluator", config.classifier.epochs)
     classifier, result = train_evaluator(target, config.classifier, config.seed, advance)
     bar.close()

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", required=True)
     parser.add_argument("--generated", required=True)
     parser.add_argument("--evaluator", required=True, help="models/evaluator")
-    parser.add_argument("--baselines", required=True, help="metrics/baselines.json (real only, all real per seed)")
+    parser.add_argument("--baselines", required=True, action="append",
+                        help="metrics/baseline_<name>.json (top-1 per seed); once per reference row")
     parser.add_argument("--plots", required=True, help="plots/report")
     parser.add_argument("--summary", required=True, help="metrics/summary.json")
     parser.add_argument("--headline", required=True, help="metrics/headline.json: the few numbers a reader wants first")
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     confusions = [read_confusion(Path(args.eval_outputs) / f"seed_{s}" / "predictions.npz") for s in config.seeds]
     target = PreparedTarget.load(Path(args.target))
     summary = summarize_accuracy(per_seed)
-    summary.update(compare_with_baselines(per_seed, read_json(args.baselines)))
+    baselines = {key: value for path in args.baselines for key, value in read_json(path).items()}
+    summary.update(compare_with_baselines(per_seed, baselines))
     summary.update(train_data=config.train_data, method=train_method)
     if config.train_data in ("fewshot+synthetic", "synthetic"):
         synthetic = SyntheticSet.load(Path(args.generated) / "synthetic.npz")

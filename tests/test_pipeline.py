@@ -84,10 +84,14 @@ def _run_pipeline(root: Path, params: dict, cache: Path, stages: tuple[str, ...]
         "evaluate": lambda: [_run("evaluate", *p, "--seed", str(seed), "--target", "target", "--generated",
                                   "generated", "--out", f"eval/seed_{seed}", "--metrics", f"m/eval/seed_{seed}.json")
                              for seed in params["evaluate"]["seeds"]],
-        "baselines": lambda: _run("baselines", *p, "--target", "target", "--metrics", "m/baselines.json"),
+        "baseline_real_only": lambda: _run("baselines", *p, "--baseline", "real_only", "--target", "target",
+                                           "--metrics", "m/baseline_real_only.json"),
+        "baseline_all_real": lambda: _run("baselines", *p, "--baseline", "all_real", "--target", "target",
+                                          "--metrics", "m/baseline_all_real.json"),
         "report": lambda: _run("report", *p, "--eval-metrics", "m/eval", "--eval-outputs", "eval", "--target",
                                "target", "--generated", "generated", "--evaluator", "evaluator", "--plots",
-                               "plots/report", "--baselines", "m/baselines.json", "--summary", "m/summary.json",
+                               "plots/report", "--baselines", "m/baseline_real_only.json", "--baselines",
+                               "m/baseline_all_real.json", "--summary", "m/summary.json",
                                "--headline", "m/headline.json"),
     }
     for name in stages or tuple(steps):
@@ -126,7 +130,8 @@ def test_every_stage_on_a_tiny_world(tiny_run):
     assert {"gen.fid", "gen.diversity", "gen.multimodality", "top1.seed_1"} <= set(summary)
     headline = json.loads((d / "m/headline.json").read_text())
     assert list(headline)[0] != "seeds" and {k: summary[k] for k in headline} == headline and len(headline) >= 8
-    baselines = json.loads((d / "m/baselines.json").read_text())
+    baselines = {**json.loads((d / "m/baseline_real_only.json").read_text()),
+                 **json.loads((d / "m/baseline_all_real.json").read_text())}
     assert set(baselines) == {f"{name}.seed_{s}" for name in ("real_only", "all_real") for s in (1, 2)}
     assert summary["top1.mean.ci_low"] <= summary["top1.mean"] <= summary["top1.mean.ci_high"]
     real_only = np.mean([baselines["real_only.seed_1"], baselines["real_only.seed_2"]])
@@ -250,7 +255,7 @@ def test_dvc_yaml_names_every_path_a_stage_writes_or_reads():
         assert str(_stage_script(stage).relative_to(REPO)) in _paths(stage.get("deps")), name
         declared = _paths(stage.get("deps")) + _paths(stage.get("outs")) + _paths(stage.get("metrics"))
         for flag, value in zip(tokens[3:], tokens[4:], strict=False):
-            if flag.startswith("--") and not value.startswith("--") and flag not in ("--seed",):
+            if flag.startswith("--") and not value.startswith("--") and flag not in ("--seed", "--baseline"):
                 inside = any(path.startswith(value.rstrip("/") + "/") for path in declared)  # DVCLive's folder
                 assert value in declared or inside, f"stage {name}: {flag} {value} is not declared in dvc.yaml"
         for dep in _paths(stage.get("deps")):
@@ -264,6 +269,18 @@ def test_each_stage_depends_on_exactly_the_code_it_runs():
     for name, stage in _dvc_stages().items():
         listed = [d for d in _paths(stage.get("deps")) if is_code_dep(d)]
         assert listed == code_deps(REPO, stage), f"stage {name}: run `python scripts/sync_stage_deps.py`"
+
+
+def test_what_trains_on_all_real_data_does_not_depend_on_the_few_shot_draw():
+    """A benchmark's draws (prepare_target.seed) reuse the all-real baseline and the evaluator only if their data deps
+    are the prepared target's draw-free files (tests/test_target_prep.py checks that those bytes hold)."""
+    undrawn = ["data/prepared/target/features.npy", "data/prepared/target/joints.npy",
+               "data/prepared/target/undrawn.parquet"]
+    stages = _dvc_stages()
+    for name in ("baseline_all_real", "evaluator"):
+        assert [d for d in _paths(stages[name]["deps"]) if not is_code_dep(d)] == undrawn, name
+        assert not any(p.startswith("prepare_target") for p in stages[name].get("params", [])), name
+    assert "data/prepared/target" in _paths(stages["baseline_real_only"]["deps"])
 
 
 def test_dep_sync_rewrites_only_code_deps(tmp_path):

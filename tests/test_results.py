@@ -55,7 +55,7 @@ def test_generator_seeds_pool_into_one_row_paired_with_the_baselines():
     stats = {s.row.label: s for s in row_stats(rows, runs)}
     full = stats[FULL]
     assert full.mean == pytest.approx(sum(BASE.values()) / 3 + 0.15)
-    assert full.vs_real_only.estimate == pytest.approx(0.15)  # from baselines.json: no real-only experiment ran
+    assert full.vs_real_only.estimate == pytest.approx(0.15)  # from the baseline metrics: no real-only experiment ran
     assert full.gap.estimate == pytest.approx(0.15 / 0.40)
     assert full.generator_std > 0 and full.vs_full is None
     lora = stats["MDM + LoRA"]

@@ -84,7 +84,7 @@ def test_report_keys_pair_the_method_with_the_baselines():
     assert out["gap_closure"] == pytest.approx(0.5)
     assert out["all_real.mean"] == pytest.approx(out["real_only.mean"] + 0.3)
     assert out["top1.mean.ci_low"] < out["top1.mean"] < out["top1.mean.ci_high"]
-    with pytest.raises(ValueError, match="re-run stage `baselines`"):
+    with pytest.raises(ValueError, match="re-run stage `baseline_real_only`"):
         compare_with_baselines({**SHARED, 6: 0.5}, baselines)
 
 

@@ -119,6 +119,32 @@ def test_stage_main_writes_outputs(tmp_path, monkeypatch):
     assert not (tmp_path / "o2").exists()
 
 
+def test_the_undrawn_files_do_not_depend_on_the_few_shot_draw(tmp_path):
+    """What trains on all real clips (dvc.yaml: baseline_all_real, evaluator) depends on these three files only, so a
+    new draw or shot count must leave their bytes alone, and must move the drawn table."""
+    _smpl24_dir(tmp_path / "raw")
+    files = ("features.npy", "joints.npy", "undrawn.parquet")
+    saved = {}
+    for seed, shots in ((0, 2), (1, 2), (0, 1)):
+        target, _ = prepare_target(TargetConfig(kind="smpl24", source=str(tmp_path / "raw"), shots=shots, seed=seed))
+        target.save(tmp_path / f"out_{seed}_{shots}")
+        saved[seed, shots] = {name: (tmp_path / f"out_{seed}_{shots}" / name).read_bytes()
+                              for name in (*files, "samples.parquet")}
+    for name in files:
+        assert saved[0, 2][name] == saved[1, 2][name] == saved[0, 1][name], name
+    assert len({s["samples.parquet"] for s in saved.values()}) == 3
+
+    drawn = PreparedTarget.load(tmp_path / "out_1_2")
+    undrawn = PreparedTarget.load(tmp_path / "out_1_2", undrawn=True)
+    assert len(undrawn.split("fewshot")) == 0 and len(drawn.split("fewshot")) == 6
+    pd.testing.assert_frame_equal(undrawn.samples.drop(columns="split"), drawn.samples.drop(columns="split"))
+    same = drawn.select(["fewshot", "unused"]).samples, undrawn.select(["fewshot", "unused"]).samples
+    pd.testing.assert_frame_equal(same[0].drop(columns="split"), same[1].drop(columns="split"))  # all real, in order
+    (tmp_path / "out_1_2" / "undrawn.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="undrawn.parquet: missing; run `dvc repro prepare_target`"):
+        PreparedTarget.load(tmp_path / "out_1_2", undrawn=True)
+
+
 def test_real_ntu_vibe_release(ntu_fewshot_dir, ntu_metadata_path):
     config = TargetConfig(kind="humanml3d", source=str(ntu_fewshot_dir),
                           fewshot_list=str(ntu_fewshot_dir / "fewshot_train.txt"), metadata=str(ntu_metadata_path))
