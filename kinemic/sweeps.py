@@ -6,6 +6,9 @@ value, runs with different `train.seed` are its generator seeds, and every value
 (the params.yaml default) by the paired difference over the shared classifier seeds (`kinemic.statistics`): a
 difference whose interval contains zero is a tie. Runs whose other params differ from the reference run's in anything
 but the swept param and the seeds are left out, with their names, so a sweep never mixes two experiments.
+
+Params that only make sense together (a sampler, its step count and its spacing) are swept as one: a comma list,
+`generate.sampler,generate.sampling_steps,generate.spacing`, whose value is the tuple of the three.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ _REQUIRED = object()
 
 
 def param_value(params: Mapping, dotted: str, missing: Any = _REQUIRED) -> Any:
-    """The value of `dotted` in a params.yaml; `missing` (when given) for a run that lacks it."""
+    """The value of `dotted` in a params.yaml; `missing` (when given) for a run that lacks it.
+
+    A comma list of dotted names gives the tuple of their values (`missing` then a tuple of as many defaults)."""
+    if "," in dotted:
+        names = dotted.split(",")
+        defaults = (_REQUIRED,) * len(names) if missing is _REQUIRED else tuple(missing)
+        if len(defaults) != len(names):
+            raise ValueError(f"{len(names)} params {dotted!r} need as many defaults, got {missing!r}")
+        return tuple(param_value(params, name, default) for name, default in zip(names, defaults, strict=True))
     node: Any = params
     for key in dotted.split("."):
         if not isinstance(node, Mapping) or key not in node:
@@ -62,14 +73,15 @@ def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] 
     keeps the old behaviour, so that default is what such a run ran with); without it such a run is an error.
     """
     runs = list(runs)
-    anchor = next((r for r in runs if param_value(r.params, param, missing) == reference), None)
+    reference = _hashable(reference)
+    anchor = next((r for r in runs if _hashable(param_value(r.params, param, missing)) == reference), None)
     if anchor is None:
         raise ValueError(f"no run has {param}={reference!r}: run the reference value too (it is the baseline of "
                          "every paired difference)")
     by_value: dict[Any, dict[int, Run]] = {}
     left_out = []
     for run in runs:
-        if differing_params(run.params, anchor.params, [param]):
+        if differing_params(run.params, anchor.params, param.split(",")):
             left_out.append(run.name)
             continue
         value = param_value(run.params, param, missing)
@@ -96,7 +108,9 @@ def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] 
 
 
 def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def _order(value: Any) -> tuple:

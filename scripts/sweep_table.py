@@ -4,6 +4,8 @@
     dvc exp run --queue -S mining.k=10,25,50,100,500,1000 && dvc queue start -j 1
     python scripts/sweep_table.py mining.k [--reference 250] [--extra similarity_mean] [--out plots/sweep_k.png]
     python scripts/sweep_table.py generate.sampler --reference ancestral -- --rev HEAD
+    python scripts/sweep_table.py generate.sampler,generate.sampling_steps,generate.spacing \
+        --reference "[ancestral, 50, default]" -- --rev HEAD          # params swept together: a comma list
 
 Reads `dvc exp show --json` (options after `--`, default `--all-commits`), groups the finished runs by the param's
 value (kinemic.sweeps), and prints the median and mean top-1 with intervals and the paired difference to the reference
@@ -47,7 +49,7 @@ def _plot(result: Sweep, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("param", help="dotted param name, e.g. mining.k")
+    parser.add_argument("param", help="dotted param name, e.g. mining.k; a comma list sweeps params together")
     parser.add_argument("--reference", help="the value every other is compared with (default: params.yaml's)")
     parser.add_argument("--extra", nargs="*", default=[], help="summary.json / mining.json keys to show")
     parser.add_argument("--out", type=Path, help="write the curve here (PNG)")

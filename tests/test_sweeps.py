@@ -47,6 +47,23 @@ def test_runs_that_differ_in_another_param_are_left_out_by_name():
     assert sampler.left_out == ("k50-ddim",)  # k differs too: not a sampler comparison
 
 
+def test_params_swept_together_are_one_value():
+    """A sampler with its step count: the pair is the value, and neither param counts as another difference."""
+    runs = [Run("ref", _params(), _summary(0.0), BASELINES),
+            Run("fast", _params(sampler="dpmpp_2m", steps=7), _summary(0.05), BASELINES),
+            Run("fast-g43", _params(sampler="dpmpp_2m", steps=7, seed=43), _summary(0.07), BASELINES),
+            Run("fast-k50", _params(k=50, sampler="dpmpp_2m", steps=7), _summary(0.2), BASELINES)]
+    result = sweep(runs, "generate.sampler,generate.sampling_steps", ["ancestral", 50])
+    assert [p.value for p in result.points] == [("ancestral", 50), ("dpmpp_2m", 7)]
+    assert result.left_out == ("fast-k50",)
+    fast = result.points[1]
+    assert fast.names == ("fast", "fast-g43") and fast.vs_reference.estimate == pytest.approx(0.06)
+    assert param_value(_params(), "generate.sampler,train.seed") == ("ancestral", 42)
+    assert param_value({"generate": {}}, "generate.sampler,generate.spacing", missing=("a", "b")) == ("a", "b")
+    with pytest.raises(ValueError, match="need as many defaults"):
+        param_value({}, "generate.sampler,generate.spacing", missing=("a",))
+
+
 def test_a_run_older_than_the_param_counts_with_the_default_given():
     """A run of a commit before `train.extra_templates` existed ran with its default: with `missing` it joins that
     value's row (here the reference, a second generator); without it the sweep says which param is missing."""
