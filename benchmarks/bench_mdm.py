@@ -229,7 +229,8 @@ def report_paper_set(args: argparse.Namespace, cfg: MDMConfig, size: str, device
     how = "measured end to end" if args.full_set else f"projected from {args.set_steps} timed steps per batch"
     print(
         f"[{device.type} {size}] paper set, {PAPER_SET[0]} x {PAPER_SET[1]} motions x {args.frames} frames ({how}): "
-        f"{args.sampler} {args.steps} {args.spacing} steps {fast_s:.0f} s ({fast_step:.2f} s/step), official ancestral 100 steps "
+        f"{args.sampler} {args.steps} {args.spacing} steps {fast_s:.0f} s ({fast_step:.2f} s/step), "
+        f"official ancestral 100 steps "
         f"{official_s:.0f} s ({official_step:.2f} s/step), {official_s / fast_s:.1f}x faster",
         flush=True,
     )
