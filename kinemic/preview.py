@@ -6,8 +6,9 @@ window in another colour next to the target sample it was paired with (mine), ge
 Rendering uses matplotlib's Agg canvas directly (no pyplot, no global backend switch) and a fixed orthographic camera
 per panel, chosen once from the whole clip so the ground and the body's travel stay readable. The still parts (floor,
 titles, time bars) are drawn once; each frame restores them and draws only the moving artists (blitting), which keeps
-matplotlib's text layout out of the per-frame cost (5.4 s -> under 1 s for the generate stage's four previews). Frames are quantised
-to one fixed palette without dithering, so the same input gives the same bytes and the files stay small.
+matplotlib's text layout out of the per-frame cost (a 4-panel, 40-frame GIF in 0.17 s instead of 0.65 s, the same
+bytes). Frames are quantised to one fixed palette without dithering, so the same input gives the same bytes and the
+files stay small.
 """
 
 from __future__ import annotations
