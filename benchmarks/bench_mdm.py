@@ -16,7 +16,7 @@ Training: one AdamW step (q_sample at uniform t, forward with text condition dro
 of 64 x 196 frames (HumanML3D's padded training length, the official batch size), for both implementations.
 
 Paper set (`--paper-set`, on by default): the time to generate the paper's synthetic set (1,149 motions = 3 classes x
-383, 60 frames) at the chosen size, with the fast sampler (`--sampler dpmpp_2m --steps 8 --spacing high_noise`,
+383, 60 frames) at the chosen size, with the fast sampler (`--sampler dpmpp_2m --steps 7 --spacing high_noise`,
 generate's default) and with the official
 sampler (ancestral, 100 steps), interleaved in the same run. Each is timed over `--set-steps` of its own visited steps
 (the real loop: guided model call + sampler step, at the steps it really visits) for one class batch, and the set's
@@ -280,7 +280,7 @@ def main() -> None:
     parser.add_argument("--no-paper-set", dest="paper_set", action="store_false",
                         help="skip the time to generate the paper's 1,149-sample set")
     parser.add_argument("--sampler", default="dpmpp_2m", choices=SAMPLERS, help="the fast sampler of the paper set")
-    parser.add_argument("--steps", type=int, default=8, help="its steps")
+    parser.add_argument("--steps", type=int, default=7, help="its steps")
     parser.add_argument("--spacing", default="high_noise", choices=SPACINGS, help="which steps it visits")
     parser.add_argument("--set-steps", type=int, default=3, help="timed steps per sampler for the projection")
     parser.add_argument("--full-set", action="store_true", help="generate the whole set instead of projecting")
