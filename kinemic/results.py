@@ -40,6 +40,7 @@ class Run:
     summary: Mapping[str, float]
     baselines: Mapping[str, float] = field(default_factory=dict)
     mining: Mapping[str, float] = field(default_factory=dict)
+    rev: str = ""  # the git commit of the run (an experiment's), to read its outputs with dvc.api; "workspace"
 
     @property
     def draw(self) -> int:
@@ -66,7 +67,7 @@ def dvc_runs(entries: list[dict]) -> list[Run]:
                 rev = run.get("rev", "?")
                 name = run.get("name") or (rev if rev == "workspace" else rev[:7])
                 baselines = {k: v for path in BASELINE_METRICS for k, v in _metrics(run, path).items()}
-                runs.append(Run(name, params, summary, baselines, _metrics(run, "metrics/mining.json")))
+                runs.append(Run(name, params, summary, baselines, _metrics(run, "metrics/mining.json"), rev))
     return runs
 
 

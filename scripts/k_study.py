@@ -1,0 +1,77 @@
+"""The k study on the embedded world: top-1, window recognition and mining purity against `mining.k` (kinemic.k_study).
+
+    # queue the sweep (the workspace's run is k = 250), run it, then read it:
+    dvc exp run --queue -S mining.k=10,25,50,100,500,1000 && dvc queue start -j 1
+    python scripts/k_study.py [--out plots/k_study.png] [--tsv plots/k_study.tsv] [-- --rev HEAD]
+
+Reads `dvc exp show --json` (options after `--`, default `--all-commits`), groups the finished runs by `mining.k`
+(kinemic.sweeps: runs that differ in another param are left out, by name), and reads each run's own
+`plots/train/windows.parquet` and `data/mining/soft_pairs.parquet` through DVC. The recogniser of the report card is
+trained once on the prior's labelled segments (about 15 s; `--recogniser PATH` reuses one). A prior without primitive
+labels (real HumanML3D) stops with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from kinemic.corpus import PreparedPrior
+from kinemic.k_study import dvc_loader, k_table, markdown, plot
+from kinemic.recogniser import Recogniser, RecogniserConfig, UnlabelledPrior, read_primitives
+from kinemic.results import dvc_runs
+from kinemic.sweeps import param_value, sweep
+from kinemic.teacher_card import prepare_card
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    own, dvc_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", type=int, help="the k every other is paired with (default: params.yaml's)")
+    parser.add_argument("--out", type=Path, default=Path("plots/k_study.png"))
+    parser.add_argument("--tsv", type=Path, help="write the table here (fractions)")
+    parser.add_argument("--prior", type=Path, default=Path("data/prepared/prior"))
+    parser.add_argument("--primitives", type=Path, default=Path("data/raw/synthetic/prior/primitives.parquet"))
+    parser.add_argument("--recogniser", type=Path, help="saved recogniser to reuse (written there when absent)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random windows")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.epilog = "options after `--` go to `dvc exp show` (default: --all-commits)"
+    args = parser.parse_args(own)
+    torch.set_num_threads(args.threads)
+    try:
+        segments = read_primitives(args.primitives)
+    except UnlabelledPrior as err:
+        raise SystemExit(f"the k study needs a labelled prior: {err}") from None
+    current = param_value(yaml.safe_load(Path("params.yaml").read_text()), "mining.k")
+    reference = args.reference if args.reference is not None else current
+    shown = subprocess.run(["dvc", "exp", "show", "--json", *(dvc_args or ["--all-commits"])], check=True,
+                           capture_output=True, text=True).stdout
+    runs = dvc_runs(json.loads(shown))
+    result = sweep(runs, "mining.k", reference, missing=current)
+
+    prior = PreparedPrior.load(args.prior)
+    saved = Recogniser.load(args.recogniser) if args.recogniser and args.recogniser.is_file() else None
+    recogniser = prepare_card(prior, args.primitives, RecogniserConfig(), saved).recogniser
+    if args.recogniser and saved is None:
+        recogniser.save(args.recogniser)
+    table = k_table(result, runs, dvc_loader(), prior, segments, recogniser, args.seed)
+    print(markdown(table, reference))
+    if result.left_out:
+        print(f"\nLeft out (another param differs): {', '.join(result.left_out)}")
+    plot(table, args.out)
+    print(f"\nfigure: {args.out}")
+    if args.tsv:
+        args.tsv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.tsv, sep="\t", index=False, float_format="%.4f")
+        print(f"table: {args.tsv}")
+
+
+if __name__ == "__main__":
+    main()
