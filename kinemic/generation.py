@@ -51,6 +51,7 @@ class GenerateConfig:
     composition_class: str = ""  # e.g. "stretch oneself"; empty: no composition samples
     composition_text: str = "a person is jumping"
     composition_samples: int = 4
+    travel_margin: float = 0.0  # > 0: drop samples travelling this many metres beyond the class's few-shot clips
 
     def __post_init__(self) -> None:
         if self.samples_per_class < 1 or self.batch_size < 1:
@@ -63,7 +64,8 @@ class GenerateConfig:
             raise ValueError(f"generate.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.spacing not in ("default", *SPACINGS):
             raise ValueError(f"generate.spacing must be 'default' or one of {SPACINGS}, got {self.spacing!r}")
-        check_range("generate", self, positive=("nproc",), non_negative=("previews_per_class", "composition_samples"))
+        check_range("generate", self, positive=("nproc",), non_negative=("previews_per_class", "composition_samples",
+                                                                       "travel_margin"))
 
 
 def generate_synthetic(

@@ -24,6 +24,7 @@ from kinemic.preview import Panel, render_gif
 from kinemic.runtime import StageRun
 from kinemic.student import StudentCheckpoint
 from kinemic.target_set import PreparedTarget
+from kinemic.travel_filter import drop_travellers, root_travel
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     run.facts.update(processes=world.size)
     if not world.is_main:
         return  # rank 0 writes the outputs
+    dropped = 0
+    if config.travel_margin:
+        synthetic, decision = drop_travellers(synthetic, fewshot.all_joints(), fewshot.labels, config.travel_margin)
+        dropped = int((~decision.kept).sum())
     composition = None
     if config.composition_class and student.uses_action:
         text = text_embedder(TextSpec.from_dict(student.text_encoder), args.text_cache)([config.composition_text])[0]
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         "mean_length": round(float(lengths.mean()), 3),
         "method": student.method,
         "composition_samples": 0 if composition is None else len(composition),
+        "travel_dropped": dropped,  # by generate.travel_margin (kinemic.travel_filter)
+        "root_travel_max": round(max(root_travel(j) for j in synthetic.joints), 3),  # metres; real clips: ~0.01
     })
     print(f"generate: {len(synthetic)} motions from the {student.method} student")
     run.finish(device=config.device)
