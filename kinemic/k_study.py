@@ -142,6 +142,8 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     purity.set(ylabel="purity (%)", title="mined motions holding the primitive", ylim=(0, 102))
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks(k, [f"{v:g}" for v in k])
+        ax.minorticks_off()
         ax.set_xlabel("mining.k")
     for ax in (top1, windows):
         ax.legend(fontsize=7)
