@@ -1,6 +1,6 @@
 """Compare experiments: the results table with paired intervals, and a bar chart, from DVC experiments.
 
-    python scripts/results_table.py [--out plots/compare.png] [--profile benchmark] [-- DVC EXP SHOW OPTIONS]
+    python scripts/results_table.py [--out PNG] [--profile benchmark] [-- DVC EXP SHOW OPTIONS]
 
 Reads `dvc exp show --json` with the given options (default `--all-commits`: the workspace, every commit and their
 finished experiments; `-- --rev <commit>` keeps one commit's) and prints one row per method (kinemic.results): runs of
@@ -10,6 +10,9 @@ closure, the spread split into generator and classifier parts, and the generativ
 from params.yaml in anything but the method switches and the seeds (a study's runs, an older recipe) are left out and
 named; `--profile` compares with params.yaml under that profile instead (the wider benchmark's runs). Runs of several
 few-shot draws (`prepare_target.seed`) are paired by draw. The README's results table is produced this way.
+
+The bar chart goes to `plots/compare.png` (the committed figure of the default table) and, under `--profile P`, to
+`plots/compare_P.png`, so a study's table never overwrites the default's figure.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from kinemic.results import comparable_runs, dvc_runs, group_runs, markdown, row
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("plots/compare.png"))
+    parser.add_argument("--out", type=Path, help="the bar chart (default: plots/compare.png, or plots/compare_P.png "
+                                                 "under --profile P)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                         help="runs must match these params except the method switches and seeds (kinemic.results)")
     parser.add_argument("--profile", help="compare with --params under this profile (e.g. benchmark)")
     parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
     args = parser.parse_args()
+    args.out = args.out or Path(f"plots/compare_{args.profile}.png" if args.profile else "plots/compare.png")
     shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
                            text=True).stdout
     reference = profiled_params(args.profile, args.params) if args.profile else parse_params(args.params.read_text())
