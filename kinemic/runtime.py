@@ -61,6 +61,7 @@ def platform_facts(device: str | torch.device = "cpu") -> dict[str, Any]:
     """What decides the last digits of a training stage's numbers: CPU and ISA, torch's CPU kernel level, the BLAS
     and its kernel, threads, device and versions. Two results are comparable bit for bit only when these agree."""
     import numpy as np
+    from numpy.lib.introspect import opt_func_info
     from threadpoolctl import threadpool_info
 
     model, isa = _cpu_model_and_isa()
@@ -79,6 +80,8 @@ def platform_facts(device: str | torch.device = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
+        # the level numpy's transcendental functions run at: X86_V4 (AVX-512) rounds otherwise (stages/__init__.py)
+        "numpy_vector_math": opt_func_info(func_name="^arctan2$")["arctan2"]["ddd"]["current"],
     }
 
 

@@ -6,6 +6,11 @@ hardware, wall time, sha256, the hash of the prior it was trained on, its report
 words). `load_release` refuses a teacher whose bytes changed, that expects another text encoder, or that was trained
 on another prior (a user who changed `synthetic.*` needs `teacher.source: pretrain`), each with how to fix it.
 
+"The same prior" allows for the CPU: a machine with other vector math (numpy's AVX-512 arctan2 against the AVX2 one)
+writes the same world with other last digits, so other bytes. A prior whose exact hash differs is still the release's
+when its tables (ids, lengths, captions) hash the same and its normalisation statistics equal the ones stored in
+teacher.pt up to float rounding (`prior_fingerprint`, `STATS_TOLERANCE`); any change of the world moves those.
+
 `train_in_snapshots` runs this project's own `pretrain_teacher` with its resume checkpoint, stopping every N steps to
 keep the EMA and raw weights as snapshots, so the card can show where it plateaus and a long CPU run survives
 interruptions.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +35,7 @@ from kinemic.checkpoints import load_torch_file
 from kinemic.corpus import PreparedPrior
 from kinemic.io import write_json
 from kinemic.models.mdm import MDM
+from kinemic.motion import FeatureStats
 from kinemic.params import config_from_params
 from kinemic.resume import resume_file
 from kinemic.teacher import (
@@ -41,6 +48,8 @@ from kinemic.teacher import (
     run_fingerprint,
     without_later_fields_off,
 )
+
+log = logging.getLogger(__name__)
 
 RELEASE_FORMAT = "kinemic.teacher-release/1"
 MANIFEST = "release.json"
@@ -67,6 +76,7 @@ class ReleaseManifest:
     hardware: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
     card: dict[str, float] = field(default_factory=dict)
+    prior_fingerprint: dict[str, Any] = field(default_factory=dict)  # `prior_fingerprint`; {}: the exact hash only
     format: str = RELEASE_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,18 +125,71 @@ def load_release(folder: Path, prior: PreparedPrior, text_encoder: dict[str, Any
         raise ReleaseError(f"the released teacher was trained with text encoder {manifest.text_encoder}, but "
                            f"teacher.text asks for {dict(text_encoder)}: set teacher.text back, or train a teacher "
                            "with teacher.source: pretrain")
-    splits = tuple(manifest.recipe.get("splits", ("train",)))
-    current = prior_hash(prior.subset(splits))
-    if current != manifest.prior_hash:
-        raise ReleaseError(
-            f"the released teacher was trained on another prior (hash {manifest.prior_hash[:12]}..., this one is "
-            f"{current[:12]}...). It only fits the embedded default world (synthetic.* and prepare_prior.* as "
-            "committed). Set teacher.source: pretrain to train a teacher on this prior")
     teacher = TeacherCheckpoint.load(path, device)
     if teacher.step != manifest.step:
         raise ReleaseError(f"{path} is at step {teacher.step}, {folder / MANIFEST} says {manifest.step}")
+    check_trained_on(prior.subset(tuple(manifest.recipe.get("splits", ("train",)))), teacher.stats, manifest)
     teacher.source = "release"
     return teacher, manifest
+
+
+# How far a prior's normalisation statistics may lie from the release's (|a - b| <= atol + rtol * |b|, float32
+# values): float rounding of the same world moves them by a few units in the last place, any change of the world by
+# orders of magnitude more.
+STATS_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+
+
+def prior_fingerprint(prior: PreparedPrior) -> dict[str, Any]:
+    """What of a prepared prior no CPU's rounding changes: the hash of its tables and the shape of its features."""
+    digest = hashlib.sha256()
+    digest.update(prior.motions.to_csv(index=False).encode())
+    digest.update(prior.captions.to_csv(index=False).encode())
+    return {"tables": digest.hexdigest(), "frames": int(prior.features.shape[0]),
+            "feature_dim": int(prior.features.shape[1])}
+
+
+def _stat_pairs(stats: FeatureStats, reference: FeatureStats) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.asarray(a, np.float64), np.asarray(b, np.float64))
+            for a, b in ((stats.mean, reference.mean), (stats.std, reference.std))]
+
+
+def stats_agree(stats: FeatureStats, reference: FeatureStats) -> bool:
+    """Whether two feature statistics are the same up to float rounding (`STATS_TOLERANCE`)."""
+    return all(a.shape == b.shape and np.allclose(a, b, **STATS_TOLERANCE) for a, b in _stat_pairs(stats, reference))
+
+
+def stats_distance(stats: FeatureStats, reference: FeatureStats) -> float:
+    """The largest |a - b| over the mean and std of two feature statistics (inf when their shapes differ)."""
+    pairs = _stat_pairs(stats, reference)
+    if any(a.shape != b.shape for a, b in pairs):
+        return float("inf")
+    return max(float(np.abs(a - b).max()) for a, b in pairs)
+
+
+def check_trained_on(prior: PreparedPrior, stats: FeatureStats, manifest: ReleaseManifest) -> None:
+    """Raise `ReleaseError` unless `prior` (the splits the release trained on) is the release's prior: the same
+    bytes, or the same tables and statistics equal to the teacher's `stats` up to float rounding (another CPU's last
+    digits)."""
+    current = prior_hash(prior)
+    if current == manifest.prior_hash:
+        return
+    same_tables = bool(manifest.prior_fingerprint) and prior_fingerprint(prior) == manifest.prior_fingerprint
+    if same_tables and stats_agree(prior.stats, stats):
+        log.info("the prior's bytes differ from the ones the released teacher was trained on (hash %s..., this one "
+                 "%s...) but its tables are the same and its statistics lie within %.1e of the teacher's: the same "
+                 "world rounded by another CPU's vector math", manifest.prior_hash[:12], current[:12],
+                 stats_distance(prior.stats, stats))
+        return
+    if not manifest.prior_fingerprint:
+        why = "the release records no fingerprint beyond the exact hash"
+    elif not same_tables:
+        why = "its tables (motions, lengths, captions) differ"
+    else:
+        why = f"its feature statistics lie {stats_distance(prior.stats, stats):.2e} from the teacher's"
+    raise ReleaseError(
+        f"the released teacher was trained on another prior (hash {manifest.prior_hash[:12]}..., this one is "
+        f"{current[:12]}...; {why}). It only fits the embedded default world (synthetic.* and prepare_prior.* as "
+        "committed). Set teacher.source: pretrain to train a teacher on this prior")
 
 
 def read_losses(folder: Path) -> list[tuple[int, float]]:
@@ -158,6 +221,7 @@ def write_release(folder: Path, teacher: TeacherCheckpoint, prior: PreparedPrior
         step=teacher.step,
         sha256=file_sha256(folder / CHECKPOINT),
         prior_hash=prior_hash(prior.subset(recipe.splits)),
+        prior_fingerprint=prior_fingerprint(prior.subset(recipe.splits)),
         text_encoder=dict(teacher.text_encoder),
         recipe=release_recipe(recipe),
         hardware=hardware,

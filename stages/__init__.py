@@ -8,10 +8,20 @@ Process settings every stage shares, made before a stage imports anything heavy;
   spinning default on a dedicated machine).
 - Third-party libraries log warnings only: their INFO lines (matplotlib's category units, sentence-transformers'
   model loading) buried the stages' own output.
+
+One setting that does change results, on purpose: numpy's vector math stays at the AVX2 level (x86-64-v3) on every
+CPU (`NUMPY_PORTABLE_MATH`). numpy ships AVX-512 (X86_V4) versions of arctan2, arccos, power, exp2 and
+other transcendental functions that round differently in the last digit; with them an AVX-512 machine wrote another
+synthetic world than an AVX2 one (same params, same packages), and the released teacher's prior check refused it.
+Set NPY_DISABLE_CPU_FEATURES yourself to choose otherwise (an empty value: every level the CPU has).
 """
 
 import logging
 import os
+
+# numpy 2.4's names of the dispatch levels above AVX2; unknown to a CPU, they are ignored
+NUMPY_PORTABLE_MATH = "X86_V4 AVX512_ICL AVX512_SPR"
+os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", NUMPY_PORTABLE_MATH)
 
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

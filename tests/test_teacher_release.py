@@ -14,12 +14,14 @@ import yaml
 
 from kinemic.conditioning import default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
+from kinemic.motion import FeatureStats
 from kinemic.params import config_from_params
 from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher, prior_hash, run_fingerprint
 from kinemic.teacher_release import (
     ReleaseError,
     ReleaseManifest,
     load_release,
+    prior_fingerprint,
     read_losses,
     release_recipe,
     run_resume_path,
@@ -80,6 +82,53 @@ def test_teacher_of_another_prior_is_refused(tmp_path, trained):
     _publish(tmp_path, trained)
     with pytest.raises(ReleaseError, match="another prior"):
         load_release(tmp_path, _tiny_prior(seed=1), TEXT)
+
+
+def _rounded_elsewhere(prior: PreparedPrior, scale: float = 1.0) -> PreparedPrior:
+    """The same world as another CPU's vector math writes it: every feature and statistic one float32 step up (and
+    scaled by `scale`: 1.0 for rounding alone)."""
+    def up(values):
+        return np.nextafter(np.asarray(values, np.float32) * np.float32(scale), np.float32(np.inf))
+    return PreparedPrior(up(prior.features), prior.motions.copy(), prior.captions.copy(),
+                         FeatureStats(mean=up(prior.stats.mean), std=up(prior.stats.std)))
+
+
+def test_same_prior_rounded_by_another_cpu_is_accepted(tmp_path, trained, caplog):
+    prior = trained[0]
+    manifest = _publish(tmp_path, trained)
+    assert manifest.prior_fingerprint == prior_fingerprint(prior)
+    elsewhere = _rounded_elsewhere(prior)
+    assert prior_hash(elsewhere) != manifest.prior_hash
+    with caplog.at_level("INFO", logger="kinemic.teacher_release"):
+        teacher, _ = load_release(tmp_path, elsewhere, TEXT)
+    assert teacher.source == "release"
+    assert "another CPU" in caplog.text
+
+
+def test_same_tables_with_other_statistics_are_refused(tmp_path, trained):
+    _publish(tmp_path, trained)
+    with pytest.raises(ReleaseError, match="feature statistics lie"):
+        load_release(tmp_path, _rounded_elsewhere(trained[0], scale=1.01), TEXT)
+
+
+def test_other_tables_are_refused_even_with_the_same_statistics(tmp_path, trained):
+    prior = trained[0]
+    _publish(tmp_path, trained)
+    captions = prior.captions.copy()
+    captions.loc[0, "caption"] = "a person waves sideways"
+    with pytest.raises(ReleaseError, match="tables"):
+        load_release(tmp_path, PreparedPrior(prior.features, prior.motions, captions, prior.stats), TEXT)
+
+
+def test_release_without_fingerprint_needs_the_exact_prior(tmp_path, trained):
+    """Releases written before the fingerprint existed keep the strict check: nothing else identifies their prior."""
+    _publish(tmp_path, trained)
+    data = json.loads((tmp_path / "release.json").read_text())
+    del data["prior_fingerprint"]
+    (tmp_path / "release.json").write_text(json.dumps(data))
+    assert load_release(tmp_path, trained[0], TEXT)[0].step == 4
+    with pytest.raises(ReleaseError, match="exact hash"):
+        load_release(tmp_path, _rounded_elsewhere(trained[0]), TEXT)
 
 
 def test_teacher_of_another_text_encoder_is_refused(tmp_path, trained):
