@@ -38,6 +38,7 @@ def dvc_loader(repo: str | Path = ".") -> RunFiles:
     """Read a run's parquet output from its commit through DVC (the workspace's from disk); None when absent."""
     import dvc.api  # lazy: only the scripts that read experiments need DVC's import time
     from dvc.exceptions import PathMissingError
+    from dvc.scm import RevError
 
     def load(run: Run, path: str) -> pd.DataFrame | None:
         if run.rev in ("", "workspace"):
@@ -46,6 +47,8 @@ def dvc_loader(repo: str | Path = ".") -> RunFiles:
         try:
             return pd.read_parquet(io.BytesIO(dvc.api.read(path, repo=str(repo), rev=run.rev, mode="rb")))
         except PathMissingError:  # a method without windows, or a run older than the record
+            return None
+        except RevError:  # a saved run (kinemic.results.load_runs) whose experiment is gone
             return None
 
     return load

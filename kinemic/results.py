@@ -9,9 +9,13 @@ protocol). A difference whose interval contains zero is a tie.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,21 +58,75 @@ def _metrics(run: dict, path: str) -> dict:
 def dvc_runs(entries: list[dict]) -> list[Run]:
     """The finished runs in `dvc exp show --json`: workspace, baselines and experiments; a run identical to one
     already listed (the workspace of a committed baseline) is listed once, named by its commit."""
-    seen, runs = set(), []
+    runs = []
     for entry in sorted(entries, key=lambda e: e.get("rev") == "workspace"):
         finished = [exp for exp in entry.get("experiments") or [] if (exp.get("executor") or {}).get("state")
                     in (None, "success")]  # queued and running experiments show their baseline's numbers
         for run in [entry, *[r for exp in finished for r in exp.get("revs", [])]]:
             summary = _metrics(run, "metrics/summary.json")
             params = (((run.get("data") or {}).get("params") or {}).get("params.yaml") or {}).get("data")
-            key = json.dumps([params, summary], sort_keys=True)
-            if summary and params and key not in seen:
-                seen.add(key)
+            if summary and params:
                 rev = run.get("rev", "?")
                 name = run.get("name") or (rev if rev == "workspace" else rev[:7])
                 baselines = {k: v for path in BASELINE_METRICS for k, v in _metrics(run, path).items()}
                 runs.append(Run(name, params, summary, baselines, _metrics(run, "metrics/mining.json"), rev))
+    return unique_runs(runs)
+
+
+def unique_runs(runs: Iterable[Run]) -> list[Run]:
+    """The runs with the same params and summary listed once (the first one kept): one run read twice, from its
+    experiment and from a saved file, or a committed baseline and its workspace."""
+    seen, unique = set(), []
+    for run in runs:
+        key = json.dumps([run.params, run.summary], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(run)
+    return unique
+
+
+def save_runs(runs: Iterable[Run], path: Path) -> None:
+    """Keep runs as JSON lines, one `Run` each: the numbers a table or a study pools, committed beside its result.
+
+    Experiments live in the checkout that ran them (`dvc exp push` to a local remote does not outlive it); a later
+    session that adds generators or draws to a study reads these back (`load_runs`) and pools them with its own.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(dataclasses.asdict(run), sort_keys=True) + "\n" for run in runs))
+
+
+def load_runs(path: Path) -> list[Run]:
+    """The runs `save_runs` wrote; a line that is not one names the file and line."""
+    names = {f.name for f in dataclasses.fields(Run)}
+    runs = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            missing = {"name", "params", "summary"} - set(row)
+            if missing or set(row) - names:
+                raise ValueError(f"fields {sorted(missing)} missing, {sorted(set(row) - names)} unknown")
+        except ValueError as err:
+            raise ValueError(f"{path}:{number} is not a saved run (kinemic.results.save_runs): {err}") from None
+        runs.append(Run(**row))
     return runs
+
+
+def read_runs(dvc_args: Sequence[str], saved: Iterable[Path] = ()) -> list[Run]:
+    """The finished runs `dvc exp show --json <dvc_args>` lists, pooled with the saved ones (`load_runs`), each once."""
+    shown = subprocess.run(["dvc", "exp", "show", "--json", *dvc_args], check=True, capture_output=True,
+                           text=True).stdout
+    return unique_runs([*dvc_runs(json.loads(shown)), *(run for path in saved for run in load_runs(path))])
+
+
+def add_saved_runs_options(parser: argparse.ArgumentParser) -> None:
+    """`--runs FILE` (repeatable: saved runs to pool with the experiments) and `--save-runs FILE` for a script that
+    reads runs: a study's runs committed beside its table outlive the experiments (`save_runs`)."""
+    parser.add_argument("--runs", type=Path, action="append", default=[],
+                        help="saved runs (--save-runs of an earlier table) to pool with the experiments; repeatable")
+    parser.add_argument("--save-runs", type=Path, help="write the table's runs here, to commit beside the result")
 
 
 def differing_params(run: Mapping, reference: Mapping, free: Iterable[str] = ()) -> list[str]:

@@ -2,20 +2,23 @@
 
     # queue the sweep (the workspace's run is k = 250), run it, then read it:
     dvc exp run --queue -S mining.k=10,25,50,100,500,1000 && dvc queue start -j 1
-    python scripts/k_study.py [--out plots/k_study.png] [--tsv plots/k_study.tsv] [-- --rev HEAD]
+    python scripts/k_study.py [--out plots/k_study.png] [--tsv plots/k_study.tsv] [--runs SAVED.jsonl]
+        [--save-runs OUT.jsonl] [-- --rev HEAD]
 
 Reads `dvc exp show --json` (options after `--`, default `--all-commits`), groups the finished runs by `mining.k`
 (kinemic.sweeps: runs that differ in another param are left out, by name), and reads each run's own
 `plots/train/windows.parquet` and `data/mining/soft_pairs.parquet` through DVC. The recogniser of the report card is
 trained once on the prior's labelled segments (about 15 s; `--recogniser PATH` reuses one). A prior without primitive
 labels (real HumanML3D) stops with the reason.
+
+`--save-runs FILE` keeps the sweep's runs (params and metrics, kinemic.results.save_runs) to commit beside the table;
+`--runs FILE` (repeatable) pools such a file with the experiments found. A saved run whose commit is gone still adds
+its top-1; its windows and mining are read only while its commit exists (else they count as not recorded).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +28,7 @@ import yaml
 from kinemic.corpus import PreparedPrior
 from kinemic.k_study import dvc_loader, k_table, markdown, plot
 from kinemic.recogniser import Recogniser, RecogniserConfig, UnlabelledPrior, read_primitives
-from kinemic.results import dvc_runs
+from kinemic.results import add_saved_runs_options, read_runs, save_runs
 from kinemic.sweeps import param_value, sweep
 from kinemic.teacher_card import prepare_card
 
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recogniser", type=Path, help="saved recogniser to reuse (written there when absent)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random windows")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    add_saved_runs_options(parser)
     parser.epilog = "options after `--` go to `dvc exp show` (default: --all-commits)"
     args = parser.parse_args(own)
     torch.set_num_threads(args.threads)
@@ -51,10 +55,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the k study needs a labelled prior: {err}") from None
     current = param_value(yaml.safe_load(Path("params.yaml").read_text()), "mining.k")
     reference = args.reference if args.reference is not None else current
-    shown = subprocess.run(["dvc", "exp", "show", "--json", *(dvc_args or ["--all-commits"])], check=True,
-                           capture_output=True, text=True).stdout
-    runs = dvc_runs(json.loads(shown))
+    runs = read_runs(dvc_args or ["--all-commits"], args.runs)
     result = sweep(runs, "mining.k", reference, missing=current)
+    if args.save_runs:
+        members = {name for point in result.points for name in point.names}
+        save_runs([run for run in runs if run.name in members], args.save_runs)
+        print(f"runs of the sweep: {args.save_runs}")
 
     prior = PreparedPrior.load(args.prior)
     saved = Recogniser.load(args.recogniser) if args.recogniser and args.recogniser.is_file() else None

@@ -1,6 +1,7 @@
 """Compare experiments: the results table with paired intervals, and a bar chart, from DVC experiments.
 
-    python scripts/results_table.py [--out PNG] [--profile benchmark] [-- DVC EXP SHOW OPTIONS]
+    python scripts/results_table.py [--out PNG] [--profile benchmark] [--runs SAVED.jsonl] [--save-runs OUT.jsonl]
+        [-- DVC EXP SHOW OPTIONS]
 
 Reads `dvc exp show --json` with the given options (default `--all-commits`: the workspace, every commit and their
 finished experiments; `-- --rev <commit>` keeps one commit's) and prints one row per method (kinemic.results): runs of
@@ -13,13 +14,15 @@ few-shot draws (`prepare_target.seed`) are paired by draw. The README's results 
 
 The bar chart goes to `plots/compare.png` (the committed figure of the default table) and, under `--profile P`, to
 `plots/compare_P.png`, so a study's table never overwrites the default's figure.
+
+Experiments do not outlive the checkout that ran them. `--save-runs FILE` keeps the runs of the table (their params
+and metrics, kinemic.results.save_runs) in a file to commit beside the result; `--runs FILE` (repeatable) pools such a
+file with the experiments found, so a later session can add generators or draws to a table it did not run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +32,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kinemic.params import parse_params  # noqa: E402
 from kinemic.profiles import profiled_params  # noqa: E402
-from kinemic.results import comparable_runs, dvc_runs, group_runs, markdown, row_stats  # noqa: E402
+from kinemic.results import (  # noqa: E402
+    add_saved_runs_options,
+    comparable_runs,
+    group_runs,
+    markdown,
+    read_runs,
+    row_stats,
+    save_runs,
+)
 
 
 def main() -> None:
@@ -39,13 +50,15 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                         help="runs must match these params except the method switches and seeds (kinemic.results)")
     parser.add_argument("--profile", help="compare with --params under this profile (e.g. benchmark)")
+    add_saved_runs_options(parser)
     parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
     args = parser.parse_args()
     args.out = args.out or Path(f"plots/compare_{args.profile}.png" if args.profile else "plots/compare.png")
-    shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
-                           text=True).stdout
     reference = profiled_params(args.profile, args.params) if args.profile else parse_params(args.params.read_text())
-    runs, left_out = comparable_runs(dvc_runs(json.loads(shown)), reference)
+    runs, left_out = comparable_runs(read_runs(args.dvc_args, args.runs), reference)
+    if args.save_runs:
+        save_runs(runs, args.save_runs)
+        print(f"runs of the table: {args.save_runs}")
     stats = row_stats(group_runs(runs), runs)
     print(markdown(stats))
     if left_out:

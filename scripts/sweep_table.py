@@ -11,14 +11,13 @@ Reads `dvc exp show --json` (options after `--`, default `--all-commits`), group
 value (kinemic.sweeps), and prints the median and mean top-1 with intervals and the paired difference to the reference
 value (default: params.yaml's value). `--extra` adds metrics from summary.json or mining.json (e.g. `gen.fid`,
 `similarity_mean`, `shared_motion_fraction`) as columns. The curve plots mean top-1 with its interval against the
-value.
+value. `--save-runs FILE` keeps the sweep's runs to commit beside the table, `--runs FILE` pools such a file with the
+experiments found (kinemic.results.save_runs: experiments do not outlive the checkout that ran them).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +26,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kinemic.results import dvc_runs  # noqa: E402
+from kinemic.results import add_saved_runs_options, read_runs, save_runs  # noqa: E402
 from kinemic.sweeps import Sweep, markdown, param_value, sweep  # noqa: E402
 
 
@@ -53,14 +52,18 @@ def main() -> None:
     parser.add_argument("--reference", help="the value every other is compared with (default: params.yaml's)")
     parser.add_argument("--extra", nargs="*", default=[], help="summary.json / mining.json keys to show")
     parser.add_argument("--out", type=Path, help="write the curve here (PNG)")
+    add_saved_runs_options(parser)
     parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
     args = parser.parse_intermixed_args()  # `--extra a b -- --rev HEAD`: options and positionals in any order
     current = param_value(yaml.safe_load(Path("params.yaml").read_text()), args.param)
     reference = yaml.safe_load(args.reference) if args.reference is not None else current
-    shown = subprocess.run(["dvc", "exp", "show", "--json", *args.dvc_args], check=True, capture_output=True,
-                           text=True).stdout
+    runs = read_runs(args.dvc_args, args.runs)
     # a run of a commit before the param existed ran with its default, params.yaml's value
-    result = sweep(dvc_runs(json.loads(shown)), args.param, reference, args.extra, missing=current)
+    result = sweep(runs, args.param, reference, args.extra, missing=current)
+    if args.save_runs:
+        members = {name for point in result.points for name in point.names}
+        save_runs([run for run in runs if run.name in members], args.save_runs)
+        print(f"runs of the sweep: {args.save_runs}")
     print(markdown(result))
     if args.out:
         _plot(result, args.out)

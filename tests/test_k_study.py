@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,12 @@ def test_the_workspace_is_read_from_disk_and_a_missing_file_is_none(tmp_path):
     workspace = Run("workspace", {}, {}, rev="workspace")
     pd.testing.assert_frame_equal(load(workspace, WINDOWS), _windows())
     assert load(workspace, PAIRS) is None
+
+
+def test_a_saved_run_whose_commit_is_gone_has_no_files():
+    """`load_runs` brings back runs of experiments that no longer exist: their windows count as not recorded."""
+    load = dvc_loader(Path(__file__).resolve().parents[1])
+    assert load(Run("gone", {}, {}, rev="0" * 40), WINDOWS) is None
 
 
 def test_the_figure_is_written(tmp_path):

@@ -10,10 +10,14 @@ from kinemic.results import (
     REAL_ONLY,
     Run,
     comparable_runs,
+    dvc_runs,
     group_runs,
+    load_runs,
     markdown,
     method_label,
     row_stats,
+    save_runs,
+    unique_runs,
 )
 
 SEEDS = (1, 2, 3)
@@ -161,3 +165,31 @@ def test_the_benchmark_queue_runs_every_method_on_every_draw():
     assert names == [f"benchmark-{m}-d{d}-g42" for d in (0, 1, 2) for m in ("full", "zeroshot")]
     for command, draw in zip(commands, (0, 0, 1, 1, 2, 2), strict=True):
         assert command[6:8] == profile and f"prepare_target.seed={draw}" in command
+
+
+def test_saved_runs_read_back_equal_and_pool_without_doubles(tmp_path):
+    """A table's runs survive their experiments: saved, read back and pooled with the live runs, each run once."""
+    runs = [Run("full-42", _params(seed=42), _summary(0.20), BASELINES, {"purity": 0.8}, "a" * 40),
+            Run("lora", _params(method="lora"), _summary(0.10), BASELINES)]
+    save_runs(runs, tmp_path / "study" / "runs.jsonl")
+    saved = load_runs(tmp_path / "study" / "runs.jsonl")
+    assert saved == runs
+    later = Run("full-43", _params(seed=43), _summary(0.10), BASELINES)
+    pooled = unique_runs([later, runs[0], *saved])
+    assert [run.name for run in pooled] == ["full-43", "full-42", "lora"]
+    assert group_runs(pooled)[FULL].names == ("full-43", "full-42")
+
+
+def test_a_line_that_is_not_a_saved_run_names_file_and_line(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    save_runs([Run("full", _params(), _summary(0.1))], path)
+    path.write_text(path.read_text() + "\n{\"name\": \"x\", \"params\": {}}\n")
+    with pytest.raises(ValueError, match=r"runs.jsonl:3 is not a saved run.*summary"):
+        load_runs(path)
+
+
+def test_a_committed_run_and_its_workspace_are_one_run():
+    entry = {"params": {"params.yaml": {"data": _params()}},
+             "metrics": {"metrics/summary.json": {"data": _summary(0.1)}}}
+    shown = [{"rev": "workspace", "data": entry}, {"rev": "b" * 40, "data": entry, "experiments": []}]
+    assert [run.name for run in dvc_runs(shown)] == ["bbbbbbb"]
