@@ -6,9 +6,6 @@ official outputs of the parity fixture.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,18 +13,14 @@ from kinemic.motion import joints_to_features
 from kinemic.skeleton import TARGET_OFFSETS
 from kinemic.synthetic.body import animate, sample_body
 from kinemic.synthetic.primitives import render, sample
+from tests.script_modules import load_module
 
 ATOL = 1e-4  # as bench_motion.py and the parity tests; the port computes in float32 like the official helpers
-
-_PORT_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "official_port.py"
 
 
 @pytest.fixture(scope="module")
 def port():
-    spec = importlib.util.spec_from_file_location("official_port", _PORT_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("benchmarks/official_port.py")
 
 
 def _walk(frames: int = 60) -> np.ndarray:

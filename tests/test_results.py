@@ -19,6 +19,7 @@ from kinemic.results import (
     save_runs,
     unique_runs,
 )
+from tests.script_modules import REPO, load_module
 
 SEEDS = (1, 2, 3)
 BASE = {1: 0.60, 2: 0.50, 3: 0.55}
@@ -96,13 +97,7 @@ def test_own_real_only_experiment_takes_precedence():
 
 
 def test_the_results_queue_covers_every_method_and_generator_seed():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "queue_results.py"
-    spec = importlib.util.spec_from_file_location("queue_results", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module("scripts/queue_results.py")
     commands = module.queue_commands([42, 43])
     names = [c[c.index("-n") + 1] for c in commands]
     assert "full-g42" not in names and "full-g43" in names and len(commands) == 2 * 7 - 1
@@ -114,7 +109,7 @@ def test_the_results_queue_covers_every_method_and_generator_seed():
     # every -S value names a key of params.yaml
     import yaml
 
-    params = yaml.safe_load((path.parents[1] / "params.yaml").read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
     for command in commands:
         for key in (command[i + 1].split("=")[0] for i, a in enumerate(command) if a == "-S"):
             section, name = key.split(".")
@@ -152,13 +147,7 @@ def test_few_shot_draws_pair_with_their_own_real_only_baseline():
 
 
 def test_the_benchmark_queue_runs_every_method_on_every_draw():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "queue_results.py"
-    spec = importlib.util.spec_from_file_location("queue_results", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module("scripts/queue_results.py")
     profile = ["-S", "prepare_target.classes=[10,23]"]
     commands = module.queue_commands([42], ["full", "zeroshot"], profile, [0, 1, 2], "benchmark-")
     names = [c[c.index("-n") + 1] for c in commands]

@@ -17,7 +17,6 @@ every machine; reproducing the whole baseline here would take minutes.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -104,11 +103,10 @@ def _experiments(env: dict, clone: Path) -> tuple[list[dict], dict[str, dict]]:
 
 
 def _results_table_runs(shown: list[dict]) -> set[str]:
-    """The run names scripts/results_table.py reads from `dvc exp show --json`."""
-    spec = importlib.util.spec_from_file_location("results_table", REPO / "scripts" / "results_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {run.name for run in module.dvc_runs(shown)}
+    """The run names scripts/results_table.py reads from `dvc exp show --json` (kinemic.results.read_runs)."""
+    from kinemic.results import dvc_runs
+
+    return {run.name for run in dvc_runs(shown)}
 
 
 @pytest.mark.slow

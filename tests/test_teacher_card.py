@@ -25,6 +25,7 @@ from kinemic.teacher_card import (
     teacher_card,
     write_card_plot,
 )
+from tests.script_modules import load_module
 
 CLASSES = ("stand_idle", "jump", "side_kick")
 STATS = FeatureStats(mean=np.zeros(263, np.float32), std=np.ones(263, np.float32))
@@ -182,3 +183,25 @@ def test_card_with_a_fast_sampler_is_seeded_and_differs_from_ancestral(trained, 
     assert official.to_metrics() == teacher_card(teacher, _fake_embed, inputs, CardConfig(**base)).to_metrics()
     with pytest.raises(ValueError, match="card.spacing must be 'default' or one of"):
         CardConfig(spacing="quad")
+
+
+def test_cards_of_several_seeds_give_each_seeds_numbers_and_their_range(trained):
+    """`scripts/teacher_card.py --seeds`: one checkpoint scored per card seed, each seed's headline kept in order."""
+    recogniser, held = trained
+    config = TeacherConfig(model={"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2,
+                                  "mask_frames": True}, diffusion_steps=10, max_frames=24)
+    torch.manual_seed(0)
+    teacher = TeacherCheckpoint(MDM.from_config(build_mdm_config(config, 16)).eval(), STATS, 10, "cosine",
+                                {"encoder": "fake"}, max_frames=24, source="pretrain")
+    inputs = CardInputs(recogniser, held)
+    cards = [teacher_card(teacher, _fake_embed, inputs, CardConfig(samples_per_primitive=3, sampling_steps=2,
+                                                                   real_per_primitive=4, seed=seed))
+             for seed in (1, 2)]
+    script = load_module("scripts/teacher_card.py")
+    spread = script._spread(cards, [1, 2])
+    assert spread["seeds"] == [1, 2]
+    assert spread["fid"] == [card.fid for card in cards] and spread["fid"][0] != spread["fid"][1]
+    assert spread["primitives_within_30pct"] == [card.primitives_within for card in cards]
+    table = script._spread_table(spread)
+    low, high = sorted(spread["fid"])
+    assert f"{np.mean(spread['fid']):.3g} [{low:.3g}, {high:.3g}]" in table and table.count("\n") == 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +28,7 @@ from kinemic.teacher_release import (
     write_release,
 )
 from kinemic.text import EmbeddingCache, build_encoder
+from tests.script_modules import load_module
 from tests.test_teacher import RECIPE, _config, _fake_embed, _tiny_prior
 
 TEXT = {"name": "fake"}
@@ -250,10 +250,7 @@ def test_the_release_is_the_high_noise_recipe():
 
 
 def _release_script():
-    spec = importlib.util.spec_from_file_location("release_teacher_script", ROOT / "scripts" / "release_teacher.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("scripts/release_teacher.py")
 
 
 def test_init_from_refuses_a_state_past_the_variants_fine_tune_step(tmp_path):

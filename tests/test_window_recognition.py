@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,8 +20,8 @@ from kinemic.window_recognition import (
     recognition_rates,
     score_windows,
 )
+from tests.script_modules import load_module
 
-REPO = Path(__file__).resolve().parents[1]
 CODES = ("stand_idle", "side_kick", "jog_in_place", "wave")  # feature channel 0 holds each frame's code
 
 
@@ -173,10 +171,7 @@ def test_the_kept_column_travels_and_bad_tables_fail_naming_the_problem(caplog):
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("window_recognition_script", REPO / "scripts/window_recognition.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("scripts/window_recognition.py")
 
 
 def test_the_script_trains_the_card_recogniser_and_prints_and_writes_the_rates(tmp_path, capsys, one_thread):

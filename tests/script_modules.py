@@ -1,0 +1,18 @@
+"""Load a file of scripts/ or benchmarks/ as a module, so tests can call its functions (neither folder is a package)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_module(relative: str) -> ModuleType:
+    """The module of `REPO / relative` (e.g. "scripts/teacher_card.py"), executed afresh."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
