@@ -143,7 +143,9 @@ def _card_text(manifest, table: str, cards_tsv: str) -> str:
         f"- hardware: {hw.get('cpu')}, {hw.get('torch_threads')} torch threads, torch {hw.get('torch')}, "
         f"device {hw.get('device')}; training wall time {manifest.wall_seconds / 3600:.2f} h",
         f"- sha256 of teacher.pt: `{manifest.sha256}`",
-        f"- trained on the prepared prior with hash `{manifest.prior_hash[:16]}...` (checked on load)", "",
+        f"- trained on the prepared prior with hash `{manifest.prior_hash[:16]}...` (checked on load; a prior with "
+        f"other bytes passes when its tables hash to `{manifest.prior_fingerprint.get('tables', '')[:16]}...` and "
+        "its statistics equal teacher.pt's within float rounding: the same world on another CPU)", "",
         "## Report card (kinemic.teacher_card, 10 prompts per primitive, ancestral sampler, 50 steps)", "", table, "",
     ]
     if cards_tsv:
