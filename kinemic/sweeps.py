@@ -64,6 +64,11 @@ class Sweep:
     points: list[SweepPoint]
     left_out: tuple[str, ...]  # runs that differ in another param
 
+    def members(self, runs: Iterable[Run]) -> list[Run]:
+        """The runs of `runs` that the sweep's values pooled (what `--save-runs` keeps beside its table)."""
+        names = {name for point in self.points for name in point.names}
+        return [run for run in runs if run.name in names]
+
 
 def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] = (),
           missing: Any = _REQUIRED) -> Sweep:

@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = read_runs(dvc_args or ["--all-commits"], args.runs)
     result = sweep(runs, "mining.k", reference, missing=current)
     if args.save_runs:
-        members = {name for point in result.points for name in point.names}
-        save_runs([run for run in runs if run.name in members], args.save_runs)
+        save_runs(result.members(runs), args.save_runs)
         print(f"runs of the sweep: {args.save_runs}")
 
     prior = PreparedPrior.load(args.prior)

@@ -61,8 +61,7 @@ def main() -> None:
     # a run of a commit before the param existed ran with its default, params.yaml's value
     result = sweep(runs, args.param, reference, args.extra, missing=current)
     if args.save_runs:
-        members = {name for point in result.points for name in point.names}
-        save_runs([run for run in runs if run.name in members], args.save_runs)
+        save_runs(result.members(runs), args.save_runs)
         print(f"runs of the sweep: {args.save_runs}")
     print(markdown(result))
     if args.out:

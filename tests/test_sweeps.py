@@ -43,6 +43,7 @@ def test_runs_that_differ_in_another_param_are_left_out_by_name():
     result = sweep(runs, "mining.k", 250)
     assert result.left_out == ("k50-ddim",)
     assert [p.names for p in result.points] == [("k50",), ("ref",)]
+    assert result.members(runs) == runs[:2]  # what --save-runs keeps: the pooled runs, not the left-out one
     sampler = sweep(runs[:1] + runs[2:], "generate.sampler", "ancestral")
     assert sampler.left_out == ("k50-ddim",)  # k differs too: not a sampler comparison
 
