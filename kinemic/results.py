@@ -85,29 +85,44 @@ def unique_runs(runs: Iterable[Run]) -> list[Run]:
     return unique
 
 
-def save_runs(runs: Iterable[Run], path: Path) -> None:
+def save_runs(runs: Iterable[Run], path: Path) -> tuple[int, int]:
     """Keep runs as JSON lines, one `Run` each: the numbers a table or a study pools, committed beside its result.
 
     Experiments live in the checkout that ran them (`dvc exp push` to a local remote does not outlive it); a later
     session that adds generators or draws to a study reads these back (`load_runs`) and pools them with its own.
+    An existing file is extended, never cut: its runs stay and the new ones are added (each run once), so saving a
+    narrower table to the file it was pooled from loses nothing. A run of an uncommitted workspace is saved with
+    rev "": its outputs on disk will not stay its own. Returns (runs added, runs in the file).
     """
     path = Path(path)
+    kept = load_runs(path) if path.is_file() else []
+    fresh = [dataclasses.replace(run, rev="") if run.rev == "workspace" else run for run in runs]
+    pooled = unique_runs([*kept, *fresh])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(dataclasses.asdict(run), sort_keys=True) + "\n" for run in runs))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(dataclasses.asdict(run), sort_keys=True) + "\n" for run in pooled))
+    tmp.replace(path)
+    return len(pooled) - len(kept), len(pooled)
 
 
 def load_runs(path: Path) -> list[Run]:
     """The runs `save_runs` wrote; a line that is not one names the file and line."""
-    names = {f.name for f in dataclasses.fields(Run)}
+    fields = {f.name: f for f in dataclasses.fields(Run)}
+    mappings = {"params", "summary", "baselines", "mining"}
     runs = []
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"a JSON {type(row).__name__}, not an object")
             missing = {"name", "params", "summary"} - set(row)
-            if missing or set(row) - names:
-                raise ValueError(f"fields {sorted(missing)} missing, {sorted(set(row) - names)} unknown")
+            if missing or set(row) - set(fields):
+                raise ValueError(f"fields {sorted(missing)} missing, {sorted(set(row) - set(fields))} unknown")
+            wrong = sorted(k for k, v in row.items() if not isinstance(v, dict if k in mappings else str))
+            if wrong:
+                raise ValueError(f"fields {wrong} have the wrong type")
         except ValueError as err:
             raise ValueError(f"{path}:{number} is not a saved run (kinemic.results.save_runs): {err}") from None
         runs.append(Run(**row))
@@ -116,9 +131,10 @@ def load_runs(path: Path) -> list[Run]:
 
 def read_runs(dvc_args: Sequence[str], saved: Iterable[Path] = ()) -> list[Run]:
     """The finished runs `dvc exp show --json <dvc_args>` lists, pooled with the saved ones (`load_runs`), each once."""
-    shown = subprocess.run(["dvc", "exp", "show", "--json", *dvc_args], check=True, capture_output=True,
-                           text=True).stdout
-    return unique_runs([*dvc_runs(json.loads(shown)), *(run for path in saved for run in load_runs(path))])
+    shown = subprocess.run(["dvc", "exp", "show", "--json", *dvc_args], capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise RuntimeError(f"`dvc exp show --json {' '.join(dvc_args)}` failed: {shown.stderr.strip()}")
+    return unique_runs([*dvc_runs(json.loads(shown.stdout)), *(run for path in saved for run in load_runs(path))])
 
 
 def add_saved_runs_options(parser: argparse.ArgumentParser) -> None:

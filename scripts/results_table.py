@@ -57,8 +57,8 @@ def main() -> None:
     reference = profiled_params(args.profile, args.params) if args.profile else parse_params(args.params.read_text())
     runs, left_out = comparable_runs(read_runs(args.dvc_args, args.runs), reference)
     if args.save_runs:
-        save_runs(runs, args.save_runs)
-        print(f"runs of the table: {args.save_runs}")
+        added, total = save_runs(runs, args.save_runs)
+        print(f"runs of the table: {args.save_runs} ({added} added, {total} in the file)")
     stats = row_stats(group_runs(runs), runs)
     print(markdown(stats))
     if left_out:

@@ -15,6 +15,7 @@ from kinemic.results import (
     load_runs,
     markdown,
     method_label,
+    read_runs,
     row_stats,
     save_runs,
     unique_runs,
@@ -175,6 +176,39 @@ def test_a_line_that_is_not_a_saved_run_names_file_and_line(tmp_path):
     path.write_text(path.read_text() + "\n{\"name\": \"x\", \"params\": {}}\n")
     with pytest.raises(ValueError, match=r"runs.jsonl:3 is not a saved run.*summary"):
         load_runs(path)
+
+
+def test_saving_to_an_existing_file_extends_it_and_never_cuts_it(tmp_path):
+    """`--runs a.jsonl --save-runs a.jsonl` on a narrower table must not erase the runs it left out."""
+    path = tmp_path / "runs.jsonl"
+    first = [Run("full-42", _params(seed=42), _summary(0.20), BASELINES, rev="a" * 40),
+             Run("lora", _params(method="lora"), _summary(0.10), BASELINES, rev="b" * 40)]
+    assert save_runs(first, path) == (2, 2)
+    later = Run("full-43", _params(seed=43), _summary(0.15), BASELINES, rev="c" * 40)
+    assert save_runs([first[0], later], path) == (1, 3)
+    assert [run.name for run in load_runs(path)] == ["full-42", "lora", "full-43"]
+
+
+def test_an_uncommitted_workspace_run_is_saved_without_a_rev(tmp_path):
+    """Its outputs on disk will be another run's later: a saved workspace run must never be read from there."""
+    path = tmp_path / "runs.jsonl"
+    save_runs([Run("workspace", _params(), _summary(0.2), BASELINES, rev="workspace")], path)
+    assert load_runs(path)[0].rev == ""
+
+
+@pytest.mark.parametrize("line, why", [("[1, 2]", "a JSON list"), ("7", "a JSON int"),
+                                       ('{"name": "x", "params": null, "summary": {}}', r"\['params'\].*wrong type")])
+def test_a_saved_run_of_the_wrong_shape_names_file_line_and_why(tmp_path, line, why):
+    path = tmp_path / "runs.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=rf"runs.jsonl:1 is not a saved run.*{why}"):
+        load_runs(path)
+
+
+def test_a_failing_dvc_exp_show_says_what_dvc_said(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not a DVC repository
+    with pytest.raises(RuntimeError, match=r"dvc exp show --json --rev nosuchrev` failed: .*\S"):
+        read_runs(["--rev", "nosuchrev"])
 
 
 def test_a_committed_run_and_its_workspace_are_one_run():
