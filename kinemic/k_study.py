@@ -15,6 +15,7 @@ code reads the workspace, a committed run or an experiment (`dvc_loader`).
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,26 +30,31 @@ from kinemic.window_recognition import MotionRecogniser, last_half, recognition_
 
 WINDOWS = "plots/train/windows.parquet"
 PAIRS = "data/mining/soft_pairs.parquet"
+log = logging.getLogger(__name__)
+
 RunFiles = Callable[[Run, str], "pd.DataFrame | None"]
 COLUMNS = ("k", "runs", "median", "mean", "mean_low", "mean_high", "vs_reference", "vs_reference_low",
            "vs_reference_high", "window_label", "window_top1", "chance_label", "chance_top1", "windows", "purity")
 
 
 def dvc_loader(repo: str | Path = ".") -> RunFiles:
-    """Read a run's parquet output from its commit through DVC (the workspace's from disk); None when absent."""
+    """Read a run's parquet output from its commit through DVC (the workspace's from disk); None when it cannot be
+    read: a method without that output, a run older than the record, a saved run whose commit is gone or whose
+    outputs are not in this DVC cache (there is no remote), or a saved run of an uncommitted workspace (rev "")."""
     import dvc.api  # lazy: only the scripts that read experiments need DVC's import time
-    from dvc.exceptions import PathMissingError
-    from dvc.scm import RevError
+    from dvc.exceptions import DvcException
+    from dvc_data.index.index import DataIndexError
 
     def load(run: Run, path: str) -> pd.DataFrame | None:
-        if run.rev in ("", "workspace"):
+        if run.rev == "workspace":
             local = Path(repo) / path
             return pd.read_parquet(local) if local.is_file() else None
+        if not run.rev:
+            return None
         try:
             return pd.read_parquet(io.BytesIO(dvc.api.read(path, repo=str(repo), rev=run.rev, mode="rb")))
-        except PathMissingError:  # a method without windows, or a run older than the record
-            return None
-        except RevError:  # a saved run (kinemic.results.load_runs) whose experiment is gone
+        except (DvcException, DataIndexError, FileNotFoundError) as err:
+            log.info("%s of run %s (%s) not readable: %s", path, run.name, run.rev[:7], type(err).__name__)
             return None
 
     return load

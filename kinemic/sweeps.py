@@ -5,7 +5,9 @@ a quality filter's threshold) keeps the method and changes one param, so there t
 value, runs with different `train.seed` are its generator seeds, and every value is compared with the reference value
 (the params.yaml default) by the paired difference over the shared classifier seeds (`kinemic.statistics`): a
 difference whose interval contains zero is a tie. Runs whose other params differ from the reference run's in anything
-but the swept param and the seeds are left out, with their names, so a sweep never mixes two experiments.
+but the swept param and the seeds are left out, with their names and why, so a sweep never mixes two experiments; so
+are runs of another few-shot draw (`prepare_target.seed`: a sweep pairs on one draw and its real-only baseline) and a
+second run of a value and generator already taken.
 
 Params that only make sense together (a sampler, its step count and its spacing) are swept as one: a comma list,
 `generate.sampler,generate.sampling_steps,generate.spacing`, whose value is the tuple of the three.
@@ -62,7 +64,7 @@ class Sweep:
     param: str
     reference: Any
     points: list[SweepPoint]
-    left_out: tuple[str, ...]  # runs that differ in another param
+    left_out: tuple[str, ...]  # runs not pooled, each "name (why)"
 
     def members(self, runs: Iterable[Run]) -> list[Run]:
         """The runs of `runs` that the sweep's values pooled (what `--save-runs` keeps beside its table)."""
@@ -71,29 +73,39 @@ class Sweep:
 
 
 def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] = (),
-          missing: Any = _REQUIRED) -> Sweep:
+          missing: Any = _REQUIRED, base: Mapping | None = None) -> Sweep:
     """Group `runs` by the value of `param`; compare every value with `reference` (which must have been run).
 
     `missing`: the value of a run of an older commit that lacks `param` (a param is added with the default that
     keeps the old behaviour, so that default is what such a run ran with); without it such a run is an error.
+    `base` (a params.yaml): the reference run whose other params it shares is the anchor every run is held to, not
+    merely the first run listed at the reference value (an older commit's, say).
     """
     runs = list(runs)
     reference = _hashable(reference)
-    anchor = next((r for r in runs if _hashable(param_value(r.params, param, missing)) == reference), None)
-    if anchor is None:
+    at_reference = [r for r in runs if _hashable(param_value(r.params, param, missing)) == reference]
+    if not at_reference:
         raise ValueError(f"no run has {param}={reference!r}: run the reference value too (it is the baseline of "
                          "every paired difference)")
+    like_base = [r for r in at_reference if base is not None and not differing_params(r.params, base, param.split(","))]
+    anchor = (like_base or at_reference)[0]
     by_value: dict[Any, dict[int, Run]] = {}
     left_out = []
     for run in runs:
-        if differing_params(run.params, anchor.params, param.split(",")):
-            left_out.append(run.name)
+        if differing := differing_params(run.params, anchor.params, param.split(",")):
+            left_out.append(f"{run.name} ({', '.join(differing[:3])}{' ...' if len(differing) > 3 else ''})")
             continue
-        value = param_value(run.params, param, missing)
-        by_value.setdefault(_hashable(value), {}).setdefault(int(run.params["train"].get("seed", 0)), run)
+        if run.draw != anchor.draw:
+            left_out.append(f"{run.name} (few-shot draw {run.draw}, the reference run's is {anchor.draw})")
+            continue
+        value, generator = _hashable(param_value(run.params, param, missing)), int(run.params["train"].get("seed", 0))
+        taken = by_value.setdefault(value, {}).setdefault(generator, run)
+        if taken is not run:
+            left_out.append(f"{run.name} (the same value and train.seed as {taken.name})")
     tables = {value: {g: per_seed(r.summary, "top1") for g, r in sorted(gens.items())}
               for value, gens in by_value.items()}
-    real = next(({0: s} for r in runs if (s := per_seed(r.baselines, "real_only"))), None)
+    pooled = [r for gens in by_value.values() for r in gens.values()]
+    real = next(({0: s} for r in [anchor, *pooled] if (s := per_seed(r.baselines, "real_only"))), None)
     ref_table = tables[_hashable(reference)]
     points = []
     for value in sorted(tables, key=_order):
@@ -143,5 +155,5 @@ def markdown(result: Sweep) -> str:
         lines.append(f"| {p.value} | {len(p.table)} x {seeds} | {100 * p.median:.1f} | {mean} | "
                      f"{_pct(p.vs_reference)} | {_pct(p.vs_real_only)} |{cells}")
     if result.left_out:
-        lines.append(f"\nLeft out (another param differs): {', '.join(result.left_out)}")
+        lines.append(f"\nLeft out: {'; '.join(result.left_out)}")
     return "\n".join(lines)

@@ -23,10 +23,10 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
 from kinemic.corpus import PreparedPrior
 from kinemic.k_study import dvc_loader, k_table, markdown, plot
+from kinemic.params import load_params
 from kinemic.recogniser import Recogniser, RecogniserConfig, UnlabelledPrior, read_primitives
 from kinemic.results import add_saved_runs_options, read_runs, save_runs
 from kinemic.sweeps import param_value, sweep
@@ -53,13 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         segments = read_primitives(args.primitives)
     except UnlabelledPrior as err:
         raise SystemExit(f"the k study needs a labelled prior: {err}") from None
-    current = param_value(yaml.safe_load(Path("params.yaml").read_text()), "mining.k")
+    base = load_params()
+    current = param_value(base, "mining.k")
     reference = args.reference if args.reference is not None else current
     runs = read_runs(dvc_args or ["--all-commits"], args.runs)
-    result = sweep(runs, "mining.k", reference, missing=current)
+    result = sweep(runs, "mining.k", reference, missing=current, base=base)
     if args.save_runs:
-        save_runs(result.members(runs), args.save_runs)
-        print(f"runs of the sweep: {args.save_runs}")
+        added, total = save_runs(result.members(runs), args.save_runs)
+        print(f"runs of the sweep: {args.save_runs} ({added} added, {total} in the file)")
 
     prior = PreparedPrior.load(args.prior)
     saved = Recogniser.load(args.recogniser) if args.recogniser and args.recogniser.is_file() else None
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     table = k_table(result, runs, dvc_loader(), prior, segments, recogniser, args.seed)
     print(markdown(table, reference))
     if result.left_out:
-        print(f"\nLeft out (another param differs): {', '.join(result.left_out)}")
+        print(f"\nLeft out: {'; '.join(result.left_out)}")
     plot(table, args.out)
     print(f"\nfigure: {args.out}")
     if args.tsv:

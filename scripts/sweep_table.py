@@ -21,11 +21,11 @@ import argparse
 from pathlib import Path
 
 import matplotlib
-import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from kinemic.params import load_params, parse_params  # noqa: E402
 from kinemic.results import add_saved_runs_options, read_runs, save_runs  # noqa: E402
 from kinemic.sweeps import Sweep, markdown, param_value, sweep  # noqa: E402
 
@@ -55,14 +55,15 @@ def main() -> None:
     add_saved_runs_options(parser)
     parser.add_argument("dvc_args", nargs="*", default=["--all-commits"], help="options for `dvc exp show`")
     args = parser.parse_intermixed_args()  # `--extra a b -- --rev HEAD`: options and positionals in any order
-    current = param_value(yaml.safe_load(Path("params.yaml").read_text()), args.param)
-    reference = yaml.safe_load(args.reference) if args.reference is not None else current
+    base = load_params()  # DVC's float style (2e-05) reads as a float, as in the runs' params
+    current = param_value(base, args.param)
+    reference = parse_params(args.reference) if args.reference is not None else current
     runs = read_runs(args.dvc_args, args.runs)
     # a run of a commit before the param existed ran with its default, params.yaml's value
-    result = sweep(runs, args.param, reference, args.extra, missing=current)
+    result = sweep(runs, args.param, reference, args.extra, missing=current, base=base)
     if args.save_runs:
-        save_runs(result.members(runs), args.save_runs)
-        print(f"runs of the sweep: {args.save_runs}")
+        added, total = save_runs(result.members(runs), args.save_runs)
+        print(f"runs of the sweep: {args.save_runs} ({added} added, {total} in the file)")
     print(markdown(result))
     if args.out:
         _plot(result, args.out)

@@ -86,6 +86,12 @@ def test_a_saved_run_whose_commit_is_gone_has_no_files():
     assert load(Run("gone", {}, {}, rev="0" * 40), WINDOWS) is None
 
 
+def test_a_saved_workspace_run_is_never_read_from_todays_disk(tmp_path):
+    (tmp_path / "plots/train").mkdir(parents=True)
+    _windows().to_parquet(tmp_path / WINDOWS, index=False)
+    assert dvc_loader(tmp_path)(Run("workspace", {}, {}, rev=""), WINDOWS) is None
+
+
 def test_the_figure_is_written(tmp_path):
     table = pd.DataFrame({"k": [25, 250], "runs": [1, 1], "median": [0.8, 0.82], "mean": [0.8, 0.81],
                           "mean_low": [0.78, 0.79], "mean_high": [0.83, 0.84], "vs_reference": [-0.01, 0.0],

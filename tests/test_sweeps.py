@@ -41,11 +41,52 @@ def test_runs_that_differ_in_another_param_are_left_out_by_name():
     runs = [Run("ref", _params(), _summary(0.0)), Run("k50", _params(k=50), _summary(0.01)),
             Run("k50-ddim", _params(k=50, sampler="ddim"), _summary(0.2))]
     result = sweep(runs, "mining.k", 250)
-    assert result.left_out == ("k50-ddim",)
+    assert result.left_out == ("k50-ddim (generate.sampler)",)
     assert [p.names for p in result.points] == [("k50",), ("ref",)]
     assert result.members(runs) == runs[:2]  # what --save-runs keeps: the pooled runs, not the left-out one
     sampler = sweep(runs[:1] + runs[2:], "generate.sampler", "ancestral")
-    assert sampler.left_out == ("k50-ddim",)  # k differs too: not a sampler comparison
+    assert sampler.left_out == ("k50-ddim (mining.k)",)  # k differs too: not a sampler comparison
+
+
+def _drawn(params: dict, draw: int) -> dict:
+    return {**params, "prepare_target": {"seed": draw}}
+
+
+def test_runs_of_another_few_shot_draw_are_not_pooled_as_generators():
+    """A sweep pairs on one draw and its real-only baseline: a second draw's runs are left out, saying why."""
+    other = {f"real_only.seed_{s}": v - 0.30 for s, v in BASE.items()}
+    runs = [Run("ref-d0", _params(), _summary(0.0), BASELINES),
+            Run("ref-d1", _drawn(_params(), 1), _summary(-0.2), other),
+            Run("k50-d0", _params(k=50), _summary(-0.10), BASELINES),
+            Run("k50-d1", _drawn(_params(k=50, seed=43), 1), _summary(-0.3), other)]
+    result = sweep(runs, "mining.k", 250)
+    k50, k250 = result.points
+    assert k50.names == ("k50-d0",) and k250.names == ("ref-d0",)
+    assert k50.vs_reference.estimate == pytest.approx(-0.10)
+    assert k250.vs_real_only.estimate == pytest.approx(0.10)  # draw 0's baseline
+    assert result.left_out == ("ref-d1 (few-shot draw 1, the reference run's is 0)",
+                               "k50-d1 (few-shot draw 1, the reference run's is 0)")
+
+
+def test_a_second_run_of_a_value_and_generator_is_named_not_dropped_silently():
+    runs = [Run("ref", _params(), _summary(0.0)), Run("k50", _params(k=50), _summary(-0.1)),
+            Run("k50-again", _params(k=50), _summary(0.1))]
+    result = sweep(runs, "mining.k", 250)
+    assert result.points[0].names == ("k50",)
+    assert result.left_out == ("k50-again (the same value and train.seed as k50)",)
+    assert "Left out: k50-again" in markdown(result)
+
+
+def test_the_reference_run_is_the_one_that_matches_params_yaml():
+    """Listed first, an older commit's reference run (other steps) would make every new run 'differ'."""
+    older = {**_params(), "train": {"seed": 42, "method": "kinemic", "steps": 100}}
+    current = {**_params(), "train": {"seed": 42, "method": "kinemic", "steps": 250}}
+    runs = [Run("old-ref", older, _summary(0.3)), Run("ref", current, _summary(0.0)),
+            Run("k50", {**current, "mining": {"k": 50}}, _summary(-0.1))]
+    result = sweep(runs, "mining.k", 250, base=current)
+    assert [p.names for p in result.points] == [("k50",), ("ref",)]
+    assert result.left_out == ("old-ref (train.steps)",)
+    assert sweep(runs, "mining.k", 250).left_out == ("ref (train.steps)", "k50 (train.steps)")  # without base
 
 
 def test_params_swept_together_are_one_value():
@@ -56,7 +97,7 @@ def test_params_swept_together_are_one_value():
             Run("fast-k50", _params(k=50, sampler="dpmpp_2m", steps=7), _summary(0.2), BASELINES)]
     result = sweep(runs, "generate.sampler,generate.sampling_steps", ["ancestral", 50])
     assert [p.value for p in result.points] == [("ancestral", 50), ("dpmpp_2m", 7)]
-    assert result.left_out == ("fast-k50",)
+    assert result.left_out == ("fast-k50 (mining.k)",)
     fast = result.points[1]
     assert fast.names == ("fast", "fast-g43") and fast.vs_reference.estimate == pytest.approx(0.06)
     assert param_value(_params(), "generate.sampler,train.seed") == ("ancestral", 42)
