@@ -30,7 +30,18 @@ def test_stages_keep_numpy_math_below_avx512():
     """On an AVX-512 machine arctan2 would otherwise run its X86_V4 kernel, which rounds differently."""
     disabled, arctan2 = _probe()
     assert disabled == repr(NUMPY_PORTABLE_MATH)
-    assert "X86_V4" not in arctan2
+    assert "X86_V4" not in arctan2 and "AVX512" not in arctan2
+
+
+def test_the_pinned_numpy_knows_the_levels_the_pin_names():
+    """Before numpy 2.4 the AVX-512 level is not called X86_V4: the pin would name nothing and AVX-512 kernels would
+    stay on (numpy only warns about an unknown name), so pyproject.toml requires numpy >= 2.4."""
+    import numpy as np
+
+    major, minor = (int(part) for part in np.__version__.split(".")[:2])
+    assert (major, minor) >= (2, 4)
+    requirement = next(line for line in (ROOT / "pyproject.toml").read_text().splitlines() if '"numpy' in line)
+    assert ">=2.4" in requirement
 
 
 def test_a_users_own_numpy_setting_wins():
