@@ -65,11 +65,12 @@ class Sweep:
     reference: Any
     points: list[SweepPoint]
     left_out: tuple[str, ...]  # runs not pooled, each "name (why)"
+    pooled: tuple[Run, ...] = ()  # the runs the values pooled, in the order given
 
-    def members(self, runs: Iterable[Run]) -> list[Run]:
-        """The runs of `runs` that the sweep's values pooled (what `--save-runs` keeps beside its table)."""
-        names = {name for point in self.points for name in point.names}
-        return [run for run in runs if run.name in names]
+    def members(self) -> list[Run]:
+        """The runs the sweep's values pooled (what `--save-runs` keeps beside its table): these very runs, so a
+        left-out run that shares a pooled run's name (another commit's experiment, a duplicate) is never saved."""
+        return list(self.pooled)
 
 
 def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] = (),
@@ -121,7 +122,8 @@ def sweep(runs: Iterable[Run], param: str, reference: Any, extra: Iterable[str] 
             mean=mean_interval(table),
             vs_reference=None if value == _hashable(reference) else paired_difference(table, ref_table),
             vs_real_only=paired_difference(table, real) if real is not None else None, extra=metrics))
-    return Sweep(param, reference, points, tuple(left_out))
+    pooled_ids = {id(r) for r in pooled}
+    return Sweep(param, reference, points, tuple(left_out), tuple(r for r in runs if id(r) in pooled_ids))
 
 
 def _hashable(value: Any) -> Any:

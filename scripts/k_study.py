@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = read_runs(dvc_args or ["--all-commits"], args.runs)
     result = sweep(runs, "mining.k", reference, missing=current, base=base)
     if args.save_runs:
-        added, total = save_runs(result.members(runs), args.save_runs)
+        added, total = save_runs(result.members(), args.save_runs)
         print(f"runs of the sweep: {args.save_runs} ({added} added, {total} in the file)")
 
     prior = PreparedPrior.load(args.prior)

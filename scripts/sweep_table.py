@@ -62,7 +62,7 @@ def main() -> None:
     # a run of a commit before the param existed ran with its default, params.yaml's value
     result = sweep(runs, args.param, reference, args.extra, missing=current, base=base)
     if args.save_runs:
-        added, total = save_runs(result.members(runs), args.save_runs)
+        added, total = save_runs(result.members(), args.save_runs)
         print(f"runs of the sweep: {args.save_runs} ({added} added, {total} in the file)")
     print(markdown(result))
     if args.out:

@@ -43,7 +43,7 @@ def test_runs_that_differ_in_another_param_are_left_out_by_name():
     result = sweep(runs, "mining.k", 250)
     assert result.left_out == ("k50-ddim (generate.sampler)",)
     assert [p.names for p in result.points] == [("k50",), ("ref",)]
-    assert result.members(runs) == runs[:2]  # what --save-runs keeps: the pooled runs, not the left-out one
+    assert result.members() == runs[:2]  # what --save-runs keeps: the pooled runs, not the left-out one
     sampler = sweep(runs[:1] + runs[2:], "generate.sampler", "ancestral")
     assert sampler.left_out == ("k50-ddim (mining.k)",)  # k differs too: not a sampler comparison
 
@@ -75,6 +75,15 @@ def test_a_second_run_of_a_value_and_generator_is_named_not_dropped_silently():
     assert result.points[0].names == ("k50",)
     assert result.left_out == ("k50-again (the same value and train.seed as k50)",)
     assert "Left out: k50-again" in markdown(result)
+
+
+def test_a_left_out_run_with_a_pooled_runs_name_is_not_saved():
+    """Two commits' experiments may share a name: only the pooled one goes to --save-runs."""
+    runs = [Run("ref", _params(), _summary(0.0)), Run("k50", _params(k=50), _summary(-0.1)),
+            Run("k50", _params(k=50, sampler="ddim"), _summary(0.3), rev="older")]
+    result = sweep(runs, "mining.k", 250)
+    assert result.left_out == ("k50 (generate.sampler)",)
+    assert result.members() == runs[:2] and all(run is not runs[2] for run in result.members())
 
 
 def test_the_reference_run_is_the_one_that_matches_params_yaml():
