@@ -20,6 +20,9 @@ from kinemic.devices import resolve_device
 
 RUNS_DIR = "runs"
 _ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+# the variables that choose numpy's, torch's, MKL's, oneDNN's and OpenBLAS's kernels (stages/__init__.py pins them)
+_KERNEL_SETTINGS = ("NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
+                    "ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE", "KINEMIC_CPU_KERNELS")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def platform_facts(device: str | torch.device = "cpu") -> dict[str, Any]:
         "numpy": np.__version__,
         # the level numpy's transcendental functions run at: X86_V4 (AVX-512) rounds otherwise (stages/__init__.py)
         "numpy_vector_math": opt_func_info(func_name="^arctan2$")["arctan2"]["ddd"]["current"],
+        "kernel_settings": {name: os.environ[name] for name in _KERNEL_SETTINGS if name in os.environ},
     }
 
 

@@ -167,6 +167,7 @@ def test_every_stage_on_a_tiny_world(tiny_run):
     assert not any((d / "resume").rglob("last.pt")), "finished runs leave no resume checkpoint behind"
     facts = json.loads((d / "runs/teacher.json").read_text())
     assert facts["platform"]["torch_threads"] == 2 and facts["platform"]["device"] == "cpu"
+    assert "NPY_DISABLE_CPU_FEATURES" in facts["platform"]["kernel_settings"]  # what chose the kernels, recorded
     assert facts["wall_seconds"] > 0 and "resumed_from" in facts
     assert {path.stem for path in (d / "runs").glob("*.json")} >= {"synthesize", "evaluate_seed_1", "report"}
 

@@ -3,12 +3,13 @@ when made before numpy loads."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from stages import NUMPY_PORTABLE_MATH
+from stages import AVX2_KERNELS, NUMPY_PORTABLE_MATH, _has_avx2
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
@@ -17,13 +18,28 @@ from numpy.lib.introspect import opt_func_info
 print(repr(os.environ.get("NPY_DISABLE_CPU_FEATURES")))
 print(opt_func_info(func_name="^arctan2$")["arctan2"]["ddd"]["current"])
 """
+KERNEL_PROBE = """
+import json, os, stages, torch
+print(json.dumps({name: os.environ.get(name) for name in stages.AVX2_KERNELS}))
+print(torch.backends.cpu.get_cpu_capability())
+"""
+OWN_SETTINGS = ("NPY_DISABLE_CPU_FEATURES", "KINEMIC_CPU_KERNELS", *AVX2_KERNELS)
+
+
+def _run(probe: str, **env: str) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k not in OWN_SETTINGS}
+    return subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**base, **env}, capture_output=True,
+                          text=True, check=True).stdout.splitlines()
 
 
 def _probe(**env: str) -> tuple[str, str]:
-    base = {k: v for k, v in os.environ.items() if k != "NPY_DISABLE_CPU_FEATURES"}
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**base, **env}, capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = _run(PROBE, **env)
     return out[0], out[1]
+
+
+def _kernel_probe(**env: str) -> tuple[dict[str, str | None], str]:
+    out = _run(KERNEL_PROBE, **env)
+    return json.loads(out[0]), out[1]
 
 
 def test_stages_keep_numpy_math_below_avx512():
@@ -46,3 +62,33 @@ def test_the_pinned_numpy_knows_the_levels_the_pin_names():
 
 def test_a_users_own_numpy_setting_wins():
     assert _probe(NPY_DISABLE_CPU_FEATURES="")[0] == repr("")
+
+
+def test_stages_pin_torch_and_blas_to_their_avx2_kernels_where_the_cpu_has_them():
+    """Without the pins an AVX-512 machine's torch, MKL, oneDNN and OpenBLAS run other kernels, so every trained
+    weight differs in its last digits from an AVX2 machine's; where the CPU lacks AVX2 they would name kernels it
+    cannot run, so nothing is set."""
+    pins, capability = _kernel_probe()
+    if _has_avx2():
+        assert pins == AVX2_KERNELS
+        assert capability == "AVX2"
+    else:
+        assert pins == dict.fromkeys(AVX2_KERNELS)
+
+
+def test_a_users_own_kernel_setting_wins_and_native_turns_the_pins_off():
+    pins, capability = _kernel_probe(ATEN_CPU_CAPABILITY="default")
+    assert pins["ATEN_CPU_CAPABILITY"] == "default" and capability == "DEFAULT"
+    native, _ = _kernel_probe(KINEMIC_CPU_KERNELS="native")
+    assert native == dict.fromkeys(AVX2_KERNELS)
+
+
+def test_avx2_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma bmi2\n")
+    assert _has_avx2(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx\n")
+    assert not _has_avx2(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2\n")  # AVX2 without FMA is not x86-64-v3
+    assert not _has_avx2(cpuinfo)
+    assert not _has_avx2(tmp_path / "missing")
