@@ -3,9 +3,10 @@
 
     python scripts/kernel_fingerprint.py [--threads 2] [--native]
 
-Runs the kinds of operations the training stages run (linear layers and attention, a bidirectional GRU, the
-classifier's (9, 1) temporal convolutions and its einsum, their gradients, GELU/softmax, and FID's covariance and
-sqrtm through numpy's BLAS) on fixed random inputs, under the kernel pins every stage makes (stages/__init__.py),
+Runs the kinds of operations the training stages run (kinemic.kernel_check: linear layers and attention in training
+and in the fused sampling path, one-row and few-row products, a bidirectional GRU, the classifier's (9, 1) temporal
+convolutions and its einsum, their gradients, GELU/softmax, and FID's covariance and sqrtm through numpy's BLAS) on
+fixed random inputs, under the kernel pins every stage makes (stages/__init__.py),
 and prints the sha256 of all results with the kernel each library chose. Two machines that print the same hash round
 these operations alike, so the training stages should write the same bytes there (same packages and
 `runtime.threads`); a different hash means they will differ in the last digits, and results compare with their
