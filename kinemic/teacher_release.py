@@ -9,7 +9,9 @@ on another prior (a user who changed `synthetic.*` needs `teacher.source: pretra
 "The same prior" allows for the CPU: a machine with other vector math (numpy's AVX-512 arctan2 against the AVX2 one)
 writes the same world with other last digits, so other bytes. A prior whose exact hash differs is still the release's
 when its tables (ids, lengths, captions) hash the same and its normalisation statistics equal the ones stored in
-teacher.pt up to float rounding (`prior_fingerprint`, `STATS_TOLERANCE`); any change of the world moves those.
+teacher.pt up to float rounding (`prior_fingerprint`, `STATS_TOLERANCE`); any change of the world moves those. The
+statistics are blind to the order of frames, so the manifest also keeps a summary that is not (`frame_order_summary`):
+frames reversed or shuffled inside the motions, with tables and statistics unchanged, are another world too.
 
 `train_in_snapshots` runs this project's own `pretrain_teacher` with its resume checkpoint, stopping every N steps to
 keep the EMA and raw weights as snapshots, so the card can show where it plateaus and a long CPU run survives
@@ -77,6 +79,7 @@ class ReleaseManifest:
     wall_seconds: float = 0.0
     card: dict[str, float] = field(default_factory=dict)
     prior_fingerprint: dict[str, Any] = field(default_factory=dict)  # `prior_fingerprint`; {}: the exact hash only
+    prior_frame_order: list[float] = field(default_factory=list)  # `frame_order_summary`; []: not recorded
     format: str = RELEASE_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +151,32 @@ def prior_fingerprint(prior: PreparedPrior) -> dict[str, Any]:
             "feature_dim": int(prior.features.shape[1])}
 
 
+def frame_order_summary(prior: PreparedPrior) -> np.ndarray:
+    """Per feature, the mean |x[t+1] - x[t]| and the mean trend (x weighted by time from -1 to +1) within the prior's
+    motions, shape (2 * D,). Shuffled frames move the first half, reversed ones flip the second's sign; rounding moves
+    both by float noise only. Motions of one frame have neither and are left out."""
+    features = prior.features
+    dim = features.shape[1]
+    steps, trend, step_count, motion_count = np.zeros(dim), np.zeros(dim), 0, 0
+    for offset, length in zip(prior.motions["offset"], prior.motions["length"], strict=True):
+        if length < 2:
+            continue
+        motion = np.asarray(features[offset : offset + length], np.float64)
+        steps += np.abs(np.diff(motion, axis=0)).sum(axis=0)
+        trend += np.linspace(-1.0, 1.0, length) @ motion / length
+        step_count, motion_count = step_count + length - 1, motion_count + 1
+    return np.concatenate([steps / max(step_count, 1), trend / max(motion_count, 1)])
+
+
+def frame_order_agrees(prior: PreparedPrior, manifest: ReleaseManifest) -> bool:
+    """Whether `prior`'s frame-order summary equals the release's up to float rounding (True when none was recorded:
+    releases written before it keep the tables-and-statistics check)."""
+    if not manifest.prior_frame_order:
+        return True
+    summary, reference = frame_order_summary(prior), np.asarray(manifest.prior_frame_order, np.float64)
+    return summary.shape == reference.shape and np.allclose(summary, reference, **STATS_TOLERANCE)
+
+
 def _stat_pairs(stats: FeatureStats, reference: FeatureStats) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.asarray(a, np.float64), np.asarray(b, np.float64))
             for a, b in ((stats.mean, reference.mean), (stats.std, reference.std))]
@@ -174,18 +203,21 @@ def check_trained_on(prior: PreparedPrior, stats: FeatureStats, manifest: Releas
     if current == manifest.prior_hash:
         return
     same_tables = bool(manifest.prior_fingerprint) and prior_fingerprint(prior) == manifest.prior_fingerprint
-    if same_tables and stats_agree(prior.stats, stats):
+    same_stats = same_tables and stats_agree(prior.stats, stats)
+    if same_stats and frame_order_agrees(prior, manifest):
         log.info("the prior's bytes differ from the ones the released teacher was trained on (hash %s..., this one "
-                 "%s...) but its tables are the same and its statistics lie within %.1e of the teacher's: the same "
-                 "world rounded by another CPU's vector math", manifest.prior_hash[:12], current[:12],
+                 "%s...) but its tables and frame order are the same and its statistics lie within %.1e of the "
+                 "teacher's: the same world rounded by another CPU's vector math", manifest.prior_hash[:12], current[:12],
                  stats_distance(prior.stats, stats))
         return
     if not manifest.prior_fingerprint:
         why = "the release records no fingerprint beyond the exact hash"
     elif not same_tables:
         why = "its tables (motions, lengths, captions) differ"
-    else:
+    elif not same_stats:
         why = f"its feature statistics lie {stats_distance(prior.stats, stats):.2e} from the teacher's"
+    else:
+        why = "its tables and statistics are the same but its frames run in another order within the motions"
     raise ReleaseError(
         f"the released teacher was trained on another prior (hash {manifest.prior_hash[:12]}..., this one is "
         f"{current[:12]}...; {why}). It only fits the embedded default world (synthetic.* and prepare_prior.* as "
@@ -222,6 +254,7 @@ def write_release(folder: Path, teacher: TeacherCheckpoint, prior: PreparedPrior
         sha256=file_sha256(folder / CHECKPOINT),
         prior_hash=prior_hash(prior.subset(recipe.splits)),
         prior_fingerprint=prior_fingerprint(prior.subset(recipe.splits)),
+        prior_frame_order=frame_order_summary(prior.subset(recipe.splits)).tolist(),
         text_encoder=dict(teacher.text_encoder),
         recipe=release_recipe(recipe),
         hardware=hardware,

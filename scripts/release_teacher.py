@@ -145,7 +145,8 @@ def _card_text(manifest, table: str, cards_tsv: str) -> str:
         f"- sha256 of teacher.pt: `{manifest.sha256}`",
         f"- trained on the prepared prior with hash `{manifest.prior_hash[:16]}...` (checked on load; a prior with "
         f"other bytes passes when its tables hash to `{manifest.prior_fingerprint.get('tables', '')[:16]}...` and "
-        "its statistics equal teacher.pt's within float rounding: the same world on another CPU)", "",
+        "its statistics and frame-order summary equal the release's within float rounding: the same world on "
+        "another CPU)", "",
         "## Report card (kinemic.teacher_card, 10 prompts per primitive, ancestral sampler, 50 steps)", "", table, "",
     ]
     if cards_tsv:

@@ -19,6 +19,7 @@ from kinemic.teacher import TeacherCheckpoint, TeacherConfig, pretrain_teacher, 
 from kinemic.teacher_release import (
     ReleaseError,
     ReleaseManifest,
+    frame_order_summary,
     load_release,
     prior_fingerprint,
     read_losses,
@@ -118,6 +119,50 @@ def test_other_tables_are_refused_even_with_the_same_statistics(tmp_path, traine
     captions.loc[0, "caption"] = "a person waves sideways"
     with pytest.raises(ReleaseError, match="tables"):
         load_release(tmp_path, PreparedPrior(prior.features, prior.motions, captions, prior.stats), TEXT)
+
+
+def _frames_reordered(prior: PreparedPrior, order) -> PreparedPrior:
+    """The same motions (tables and statistics unchanged) with each motion's frames taken in `order(length)`."""
+    features = np.array(prior.features)
+    for offset, length in zip(prior.motions["offset"], prior.motions["length"], strict=True):
+        features[offset : offset + length] = prior.features[offset : offset + length][order(length)]
+    return PreparedPrior(features, prior.motions.copy(), prior.captions.copy(), prior.stats)
+
+
+@pytest.mark.parametrize("order", [
+    lambda length: np.arange(length)[::-1],                      # every motion played backwards
+    lambda length: np.random.default_rng(length).permutation(length),  # frames shuffled
+], ids=["reversed", "shuffled"])
+def test_same_frames_in_another_order_are_refused(tmp_path, trained, order):
+    """Reordered frames keep the tables and every statistic (both asserted): only the frame-order summary sees them."""
+    prior = trained[0]
+    manifest = _publish(tmp_path, trained)
+    reordered = _frames_reordered(prior, order)
+    assert prior_fingerprint(reordered) == manifest.prior_fingerprint
+    np.testing.assert_allclose(reordered.features.mean(0), prior.features.mean(0), rtol=1e-5, atol=1e-6)
+    assert len(manifest.prior_frame_order) == 2 * prior.features.shape[1]
+    with pytest.raises(ReleaseError, match="another order"):
+        load_release(tmp_path, reordered, TEXT)
+
+
+def test_frame_order_summary_sees_direction_and_order():
+    prior = _tiny_prior()
+    summary = frame_order_summary(prior)
+    half = prior.features.shape[1]
+    backwards = frame_order_summary(_frames_reordered(prior, lambda length: np.arange(length)[::-1]))
+    np.testing.assert_allclose(backwards[:half], summary[:half], rtol=1e-6)  # the same steps, taken backwards
+    np.testing.assert_allclose(backwards[half:], -summary[half:], rtol=1e-6, atol=1e-9)  # the trend flips sign
+    assert np.abs(summary[half:]).max() > 1e-2
+    assert np.allclose(frame_order_summary(_rounded_elsewhere(prior)), summary, rtol=1e-5, atol=1e-6)
+
+
+def test_release_without_frame_order_keeps_the_tables_and_statistics_check(tmp_path, trained):
+    """Releases written before the frame-order summary: the same world rounded elsewhere still passes."""
+    _publish(tmp_path, trained)
+    data = json.loads((tmp_path / "release.json").read_text())
+    del data["prior_frame_order"]
+    (tmp_path / "release.json").write_text(json.dumps(data))
+    assert load_release(tmp_path, _rounded_elsewhere(trained[0]), TEXT)[0].source == "release"
 
 
 def test_release_without_fingerprint_needs_the_exact_prior(tmp_path, trained):
