@@ -207,8 +207,8 @@ def check_trained_on(prior: PreparedPrior, stats: FeatureStats, manifest: Releas
     if same_stats and frame_order_agrees(prior, manifest):
         log.info("the prior's bytes differ from the ones the released teacher was trained on (hash %s..., this one "
                  "%s...) but its tables and frame order are the same and its statistics lie within %.1e of the "
-                 "teacher's: the same world rounded by another CPU's vector math", manifest.prior_hash[:12], current[:12],
-                 stats_distance(prior.stats, stats))
+                 "teacher's: the same world rounded by another CPU's vector math", manifest.prior_hash[:12],
+                 current[:12], stats_distance(prior.stats, stats))
         return
     if not manifest.prior_fingerprint:
         why = "the release records no fingerprint beyond the exact hash"
