@@ -150,3 +150,30 @@ def test_dvc_runs_reads_summary_baselines_and_mining_metrics():
                               {"executor": {"state": "queued"}, "revs": [entry("e2", _params(k=5), _summary(0.0))]}]}]
     runs = dvc_runs(shown)
     assert [r.name for r in runs] == ["abc1234", "k9"] and runs[1].mining == {"k": 9}
+
+
+def test_sweep_table_profile_holds_runs_to_the_profiled_params():
+    """`sweep_table.py --profile benchmark`: the benchmark's runs are the sweep, the default's run is left out (and the
+    other way round without the profile)."""
+    import copy
+
+    from tests.script_modules import REPO, load_module
+
+    module = load_module("scripts/sweep_table.py")
+    params = REPO / "params.yaml"
+    default, benchmark = module.sweep_base(None, params), module.sweep_base("benchmark", params)
+    assert default["prepare_target"]["classes"] != benchmark["prepare_target"]["classes"]
+
+    def run(name, params, ratio, offset):
+        params = copy.deepcopy(params)
+        params["train"]["window_speed_ratio"] = ratio
+        return Run(name, params, _summary(offset), BASELINES)
+
+    runs = [run("default", default, 0.0, 0.1), run("bench-off", benchmark, 0.0, 0.0),
+            run("bench-3x", benchmark, 3.0, 0.02)]
+    profiled = sweep(runs, "train.window_speed_ratio", 0.0, base=benchmark)
+    assert [p.names for p in profiled.points] == [("bench-off",), ("bench-3x",)]
+    assert profiled.left_out == ("default (prepare_target.classes, synthetic.target.classes)",)
+    assert profiled.points[1].vs_reference.estimate == pytest.approx(0.02)
+    plain = sweep(runs, "train.window_speed_ratio", 0.0, base=default)
+    assert [p.names for p in plain.points] == [("default",)]
