@@ -249,12 +249,13 @@ def write_release(folder: Path, teacher: TeacherCheckpoint, prior: PreparedPrior
     (folder / LOSSES).write_text("step\tloss\n" + "".join(f"{s}\t{v:.6f}\n" for s, v in losses))
     teacher.source = "pretrain"
     teacher.save(folder / CHECKPOINT)
+    trained_on = prior.subset(recipe.splits)
     manifest = ReleaseManifest(
         step=teacher.step,
         sha256=file_sha256(folder / CHECKPOINT),
-        prior_hash=prior_hash(prior.subset(recipe.splits)),
-        prior_fingerprint=prior_fingerprint(prior.subset(recipe.splits)),
-        prior_frame_order=frame_order_summary(prior.subset(recipe.splits)).tolist(),
+        prior_hash=prior_hash(trained_on),
+        prior_fingerprint=prior_fingerprint(trained_on),
+        prior_frame_order=frame_order_summary(trained_on).tolist(),
         text_encoder=dict(teacher.text_encoder),
         recipe=release_recipe(recipe),
         hardware=hardware,
