@@ -10,7 +10,9 @@ text-to-motion models:
   R-precision for a labelled prior); the recogniser's own held-out accuracy beside them is the ceiling;
 * dynamics: mean joint speed and acceleration (`kinemic.metrics.motion_dynamics`) of each primitive's samples over
   those of its real segments; a static teacher has speed ratios far below 1, a jittery one acceleration ratios far
-  above; `primitives_within` counts the primitives whose two ratios both lie within the tolerance (default +-30 %);
+  above; `primitives_within` counts the primitives whose two ratios both lie within the tolerance (default +-30 %),
+  with a bootstrap range over the samples and real segments (`dynamics_spread`: ten samples per primitive make a
+  verdict near the edge a coin toss);
 * FID and diversity in the recogniser's embedding, against a class-balanced set of held-out real segments.
 
 `TeacherCard.to_metrics` gives flat keys (`card.recognition`, `card.speed_ratio.side_kick`, ...) so `dvc metrics diff`
@@ -102,6 +104,7 @@ class PrimitiveScore:
     speed_real: float
     acceleration: float
     acceleration_real: float
+    within_share: float = float("nan")  # of the bootstrap resamples (`dynamics_spread`), those within the tolerance
 
     @property
     def speed_ratio(self) -> float:
@@ -125,6 +128,7 @@ class TeacherCard:
     diversity_real: float
     recogniser_heldout: float
     tolerance: float
+    within_interval: tuple[float, float] = (float("nan"), float("nan"))  # 95 % bootstrap range of primitives_within
     seconds: float = float("nan")
 
     @property
@@ -139,6 +143,8 @@ class TeacherCard:
             f"{PREFIX}.top3": self.top3,
             f"{PREFIX}.recogniser_heldout": self.recogniser_heldout,
             f"{PREFIX}.primitives_within_{pct}pct": self.primitives_within,
+            f"{PREFIX}.primitives_within_{pct}pct_ci_low": self.within_interval[0],
+            f"{PREFIX}.primitives_within_{pct}pct_ci_high": self.within_interval[1],
             f"{PREFIX}.primitives": len(self.primitives),
             f"{PREFIX}.fid": self.fid,
             f"{PREFIX}.diversity": self.diversity,
@@ -152,20 +158,23 @@ class TeacherCard:
             out[f"{PREFIX}.recognised.{p.primitive}"] = p.recognition
             out[f"{PREFIX}.speed_ratio.{p.primitive}"] = p.speed_ratio
             out[f"{PREFIX}.acceleration_ratio.{p.primitive}"] = p.acceleration_ratio
+            out[f"{PREFIX}.within_share.{p.primitive}"] = p.within_share
         return out
 
     def table(self) -> str:
         """The card as a Markdown table, one row per primitive, the overall numbers below."""
-        lines = ["| primitive | recognised | top-3 | speed m/s (real) | acceleration m/s2 (real) | within |",
-                 "|---|---|---|---|---|---|"]
+        lines = ["| primitive | recognised | top-3 | speed m/s (real) | acceleration m/s2 (real) | within "
+                 "(share of resamples) |", "|---|---|---|---|---|---|"]
         for p in self.primitives:
             lines.append(f"| {p.primitive} | {100 * p.recognition:.0f}% | {100 * p.top3:.0f}% | {p.speed:.2f} "
                          f"({p.speed_real:.2f}) | {p.acceleration:.1f} ({p.acceleration_real:.1f}) | "
-                         f"{'yes' if p.within(self.tolerance) else 'no'} |")
+                         f"{'yes' if p.within(self.tolerance) else 'no'} ({100 * p.within_share:.0f}%) |")
+        low, high = self.within_interval
         lines.append("")
         lines.append(f"recognition {100 * self.recognition:.1f}% (top-3 {100 * self.top3:.1f}%; recogniser held-out "
                      f"{100 * self.recogniser_heldout:.1f}%), dynamics within +-{100 * self.tolerance:.0f}% for "
-                     f"{self.primitives_within}/{len(self.primitives)} primitives, FID {self.fid:.2f}, diversity "
+                     f"{self.primitives_within}/{len(self.primitives)} primitives (95% bootstrap range {low:.0f}-"
+                     f"{high:.0f}), FID {self.fid:.2f}, diversity "
                      f"{self.diversity:.2f} (real {self.diversity_real:.2f})")
         return "\n".join(lines)
 
@@ -239,19 +248,23 @@ def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels:
     hit3 = (top3 == labels[:, None]).any(axis=1)
     joints = [features_to_joints(np.asarray(s, dtype=np.float32)) for s in samples]
     real_joints = [features_to_joints(f) for f in reference.features]
-    rows = []
+    rows, dynamics = [], []
     for label in np.unique(labels):
         mine = labels == label
-        generated = metrics.motion_dynamics([joints[i] for i in np.flatnonzero(mine)], FPS)
-        real = metrics.motion_dynamics([real_joints[i] for i in np.flatnonzero(reference.labels == label)], FPS)
+        generated = per_motion_dynamics([joints[i] for i in np.flatnonzero(mine)])
+        real = per_motion_dynamics([real_joints[i] for i in np.flatnonzero(reference.labels == label)])
+        dynamics.append((generated, real))
         rows.append(PrimitiveScore(
             primitive=recogniser.classes[label], samples=int(mine.sum()), recognition=float(hit1[mine].mean()),
-            top3=float(hit3[mine].mean()), speed=generated["speed"], speed_real=real["speed"],
-            acceleration=generated["acceleration"], acceleration_real=real["acceleration"],
+            top3=float(hit3[mine].mean()), speed=float(generated[:, 0].mean()), speed_real=float(real[:, 0].mean()),
+            acceleration=float(generated[:, 1].mean()), acceleration_real=float(real[:, 1].mean()),
         ))
+    shares, within_interval = dynamics_spread(dynamics, tolerance, seed)
+    rows = [replace(row, within_share=share) for row, share in zip(rows, shares, strict=True)]
     fake_emb, real_emb = recogniser.embed(samples), recogniser.embed(reference.features)
     return TeacherCard(
         primitives=tuple(rows),
+        within_interval=within_interval,
         recognition=float(hit1.mean()),
         top3=float(hit3.mean()),
         fid=max(metrics.fid(real_emb, fake_emb), 0.0),  # round-off makes identical sets come out at -1e-12
@@ -260,6 +273,34 @@ def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels:
         recogniser_heldout=recogniser.heldout_accuracy,
         tolerance=tolerance,
     )
+
+
+def per_motion_dynamics(joints: Sequence[np.ndarray]) -> np.ndarray:
+    """(N, 2): each motion's mean joint speed and acceleration, the terms `metrics.motion_dynamics` averages."""
+    return np.array([[d["speed"], d["acceleration"]] for d in (metrics.motion_dynamics([j], FPS) for j in joints)])
+
+
+def dynamics_spread(dynamics: Sequence[tuple[np.ndarray, np.ndarray]], tolerance: float, seed: int = 0,
+                    resamples: int = 2000, confidence: float = 0.95) -> tuple[list[float], tuple[float, float]]:
+    """How sure the dynamics verdicts are: per primitive, the share of bootstrap resamples within the tolerance, and
+    the percentile range of the number of primitives within.
+
+    `dynamics[p]` is primitive p's (generated, real) per-motion (speed, acceleration) arrays (`per_motion_dynamics`).
+    One resample redraws, with replacement, the generated samples and the real segments of every primitive, and
+    recomputes the ratios of their means. Ten samples per primitive make a verdict near the +-tolerance edge a coin
+    toss; this says which ones are (the card's count moved by 4 between card seeds of one teacher).
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    within = np.zeros((resamples, len(dynamics)), dtype=bool)
+    for p, (generated, real) in enumerate(dynamics):
+        picked = generated[rng.integers(0, len(generated), size=(resamples, len(generated)))].mean(axis=1)
+        reference = real[rng.integers(0, len(real), size=(resamples, len(real)))].mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = picked / reference  # (R, 2): speed and acceleration ratios
+        within[:, p] = (np.abs(ratio - 1) <= tolerance).all(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(within.sum(axis=1), [tail, 100 - tail])
+    return within.mean(axis=0).tolist(), (float(low), float(high))
 
 
 def primitive_prompts(primitive: str, count: int, rng: np.random.Generator) -> list[str]:
@@ -319,7 +360,7 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
 # --------------------------------------------------------------------------------------------------------------------
 
 TSV_COLUMNS = ("primitive", "recognition", "top3", "speed", "speed_real", "acceleration", "acceleration_real",
-               "speed_ratio", "acceleration_ratio")
+               "speed_ratio", "acceleration_ratio", "within_share")
 
 
 def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teacher report card") -> None:
@@ -330,7 +371,7 @@ def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teach
     rows = ["\t".join(TSV_COLUMNS)]
     for p in card.primitives:
         values = (p.recognition, p.top3, p.speed, p.speed_real, p.acceleration, p.acceleration_real, p.speed_ratio,
-                  p.acceleration_ratio)
+                  p.acceleration_ratio, p.within_share)
         rows.append(p.primitive + "".join(f"\t{v:.6f}" for v in values))
     tsv.write_text("\n".join(rows) + "\n")
 
@@ -344,8 +385,9 @@ def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teach
     top.set_ylim(0, 125)  # headroom for the legend
     top.set_yticks([0, 20, 40, 60, 80, 100])
     top.set_ylabel("samples (%)")
+    low, high = card.within_interval
     top.set_title(f"{title}: recognition {100 * card.recognition:.0f}%, {card.primitives_within}/{len(names)} "
-                  f"primitives within +-{100 * card.tolerance:.0f}%", fontsize=9)
+                  f"primitives within +-{100 * card.tolerance:.0f}% (95% range {low:.0f}-{high:.0f})", fontsize=9)
     top.legend(fontsize=7, loc="upper right", ncol=3)
     bottom.axhspan(1 - card.tolerance, 1 + card.tolerance, color="#dddddd", zorder=0)
     clip = (1e-2, 1e2)  # a static teacher's ratio can be ~0: keep every bar on the log axis

@@ -19,6 +19,7 @@ from kinemic.teacher_card import (
     CardConfig,
     CardInputs,
     balanced_reference,
+    dynamics_spread,
     prepare_card,
     primitive_prompts,
     score_samples,
@@ -67,6 +68,7 @@ def test_real_motions_as_samples_score_perfectly(trained):
     for p in card.primitives:
         assert p.speed_ratio == pytest.approx(1.0) and p.acceleration_ratio == pytest.approx(1.0)
     assert card.primitives_within == 3 and card.recogniser_heldout == 1.0
+    assert all(p.within_share > 0.9 for p in card.primitives) and card.within_interval[1] == 3
 
 
 def test_other_real_motions_are_close_and_static_samples_are_caught(trained):
@@ -80,8 +82,8 @@ def test_other_real_motions_are_close_and_static_samples_are_caught(trained):
     for motion in static:
         motion[:, :3] = 0.0  # root angular and linear velocity
     card = score_samples(recogniser, static, fresh.labels, held)
-    assert card.primitives_within == 0
-    assert all(p.speed_ratio < 0.01 for p in card.primitives)
+    assert card.primitives_within == 0 and card.within_interval == (0.0, 0.0)
+    assert all(p.speed_ratio < 0.01 and p.within_share == 0.0 for p in card.primitives)
     assert card.fid > 1.0
 
 
@@ -94,6 +96,23 @@ def test_metrics_are_flat_and_named_per_primitive(trained):
                 "card.recognised.stand_idle"):
         assert key in metrics, key
     assert metrics["card.primitives_within_30pct"] == 3
+    assert metrics["card.primitives_within_30pct_ci_low"] <= 3 == metrics["card.primitives_within_30pct_ci_high"]
+    assert 0.9 < metrics["card.within_share.jump"] <= 1.0
+
+
+def test_dynamics_spread_says_which_verdicts_are_a_coin_toss():
+    """Per primitive, the share of resamples within +-30 %: 1 far inside, 0 far outside, about half on the edge."""
+    real = np.column_stack([np.full(30, 1.0), np.full(30, 10.0)])  # speed 1 m/s, acceleration 10 m/s2, no spread
+    inside = real[:10] * np.array([1.1, 0.9])
+    outside = real[:10] * np.array([0.4, 1.0])  # static-ish: the speed ratio 0.4
+    edge = np.column_stack([np.tile([1.0, 1.6], 5), np.full(10, 10.0)])  # mean speed 1.3: on the edge
+    shares, (low, high) = dynamics_spread([(inside, real), (outside, real), (edge, real)], tolerance=0.3, seed=0)
+    assert shares[0] == 1.0 and shares[1] == 0.0
+    assert 0.3 < shares[2] < 0.8
+    assert (low, high) == (1.0, 2.0)  # the edge primitive is in some resamples, out of others
+    again = dynamics_spread([(inside, real), (outside, real), (edge, real)], tolerance=0.3, seed=0)
+    assert again == (shares, (low, high))  # seeded
+    assert dynamics_spread([(inside, real), (outside, real), (edge, real)], 0.3, seed=1)[0][2] != shares[2]
 
 
 def test_score_samples_needs_a_reference_for_every_prompted_class(trained):
