@@ -105,6 +105,8 @@ class PrimitiveScore:
     acceleration: float
     acceleration_real: float
     within_share: float = float("nan")  # of the bootstrap resamples (`dynamics_spread`), those within the tolerance
+    speed_ratio_range: tuple[float, float] = (float("nan"), float("nan"))  # 95 % bootstrap range
+    acceleration_ratio_range: tuple[float, float] = (float("nan"), float("nan"))
 
     @property
     def speed_ratio(self) -> float:
@@ -259,12 +261,14 @@ def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels:
             top3=float(hit3[mine].mean()), speed=float(generated[:, 0].mean()), speed_real=float(real[:, 0].mean()),
             acceleration=float(generated[:, 1].mean()), acceleration_real=float(real[:, 1].mean()),
         ))
-    shares, within_interval = dynamics_spread(dynamics, tolerance, seed)
-    rows = [replace(row, within_share=share) for row, share in zip(rows, shares, strict=True)]
+    spread = dynamics_spread(dynamics, tolerance, seed)
+    rows = [replace(row, within_share=share, speed_ratio_range=speed, acceleration_ratio_range=acceleration)
+            for row, share, speed, acceleration in zip(rows, spread.within_shares, spread.speed_ratio_ranges,
+                                                       spread.acceleration_ratio_ranges, strict=True)]
     fake_emb, real_emb = recogniser.embed(samples), recogniser.embed(reference.features)
     return TeacherCard(
         primitives=tuple(rows),
-        within_interval=within_interval,
+        within_interval=spread.count_range,
         recognition=float(hit1.mean()),
         top3=float(hit3.mean()),
         fid=max(metrics.fid(real_emb, fake_emb), 0.0),  # round-off makes identical sets come out at -1e-12
@@ -280,10 +284,20 @@ def per_motion_dynamics(joints: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([[d["speed"], d["acceleration"]] for d in (metrics.motion_dynamics([j], FPS) for j in joints)])
 
 
+@dataclass(frozen=True)
+class DynamicsSpread:
+    """What `dynamics_spread` finds: per primitive, the share of resamples within and the ratios' ranges; overall,
+    the range of the count within."""
+
+    within_shares: tuple[float, ...]
+    speed_ratio_ranges: tuple[tuple[float, float], ...]
+    acceleration_ratio_ranges: tuple[tuple[float, float], ...]
+    count_range: tuple[float, float]
+
+
 def dynamics_spread(dynamics: Sequence[tuple[np.ndarray, np.ndarray]], tolerance: float, seed: int = 0,
-                    resamples: int = 2000, confidence: float = 0.95) -> tuple[list[float], tuple[float, float]]:
-    """How sure the dynamics verdicts are: per primitive, the share of bootstrap resamples within the tolerance, and
-    the percentile range of the number of primitives within.
+                    resamples: int = 2000, confidence: float = 0.95) -> DynamicsSpread:
+    """How sure the dynamics verdicts are, by the bootstrap.
 
     `dynamics[p]` is primitive p's (generated, real) per-motion (speed, acceleration) arrays (`per_motion_dynamics`).
     One resample redraws, with replacement, the generated samples and the real segments of every primitive, and
@@ -291,16 +305,23 @@ def dynamics_spread(dynamics: Sequence[tuple[np.ndarray, np.ndarray]], tolerance
     toss; this says which ones are (the card's count moved by 4 between card seeds of one teacher).
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    tail = 100 * (1 - confidence) / 2
     within = np.zeros((resamples, len(dynamics)), dtype=bool)
+    ranges = []
     for p, (generated, real) in enumerate(dynamics):
         picked = generated[rng.integers(0, len(generated), size=(resamples, len(generated)))].mean(axis=1)
         reference = real[rng.integers(0, len(real), size=(resamples, len(real)))].mean(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = picked / reference  # (R, 2): speed and acceleration ratios
         within[:, p] = (np.abs(ratio - 1) <= tolerance).all(axis=1)
-    tail = 100 * (1 - confidence) / 2
+        ranges.append(np.percentile(ratio, [tail, 100 - tail], axis=0).T)  # (2, 2): per ratio, (low, high)
     low, high = np.percentile(within.sum(axis=1), [tail, 100 - tail])
-    return within.mean(axis=0).tolist(), (float(low), float(high))
+    return DynamicsSpread(
+        within_shares=tuple(within.mean(axis=0).tolist()),
+        speed_ratio_ranges=tuple((float(r[0, 0]), float(r[0, 1])) for r in ranges),
+        acceleration_ratio_ranges=tuple((float(r[1, 0]), float(r[1, 1])) for r in ranges),
+        count_range=(float(low), float(high)),
+    )
 
 
 def primitive_prompts(primitive: str, count: int, rng: np.random.Generator) -> list[str]:
@@ -360,18 +381,20 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
 # --------------------------------------------------------------------------------------------------------------------
 
 TSV_COLUMNS = ("primitive", "recognition", "top3", "speed", "speed_real", "acceleration", "acceleration_real",
-               "speed_ratio", "acceleration_ratio", "within_share")
+               "speed_ratio", "acceleration_ratio", "within_share", "speed_ratio_low", "speed_ratio_high",
+               "acceleration_ratio_low", "acceleration_ratio_high")
 
 
 def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teacher report card") -> None:
-    """Per-primitive bars: recognition and top-3 (%), then speed and acceleration over the real segments' values."""
+    """Per-primitive bars: recognition and top-3 (%), then speed and acceleration over the real segments' values with
+    their bootstrap ranges."""
     tsv, png = Path(tsv), Path(png)
     tsv.parent.mkdir(parents=True, exist_ok=True)
     png.parent.mkdir(parents=True, exist_ok=True)
     rows = ["\t".join(TSV_COLUMNS)]
     for p in card.primitives:
         values = (p.recognition, p.top3, p.speed, p.speed_real, p.acceleration, p.acceleration_real, p.speed_ratio,
-                  p.acceleration_ratio, p.within_share)
+                  p.acceleration_ratio, p.within_share, *p.speed_ratio_range, *p.acceleration_ratio_range)
         rows.append(p.primitive + "".join(f"\t{v:.6f}" for v in values))
     tsv.write_text("\n".join(rows) + "\n")
 
@@ -391,10 +414,13 @@ def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teach
     top.legend(fontsize=7, loc="upper right", ncol=3)
     bottom.axhspan(1 - card.tolerance, 1 + card.tolerance, color="#dddddd", zorder=0)
     clip = (1e-2, 1e2)  # a static teacher's ratio can be ~0: keep every bar on the log axis
-    bottom.bar(x - 0.2, np.clip([p.speed_ratio for p in card.primitives], *clip), 0.4, label="speed / real",
-               color="#dd8452")
-    bottom.bar(x + 0.2, np.clip([p.acceleration_ratio for p in card.primitives], *clip), 0.4,
-               label="acceleration / real", color="#c44e52")
+    for offset, name, label, color in ((-0.2, "speed", "speed / real", "#dd8452"),
+                                       (0.2, "acceleration", "acceleration / real", "#c44e52")):
+        ratio = np.clip([getattr(p, f"{name}_ratio") for p in card.primitives], *clip)
+        ranges = np.clip([getattr(p, f"{name}_ratio_range") for p in card.primitives], *clip)  # (P, 2)
+        errors = np.abs(ranges - ratio[:, None]).T  # the bootstrap range as error bars (NaN: none drawn)
+        bottom.bar(x + offset, ratio, 0.4, yerr=errors, label=label, color=color,
+                   error_kw={"elinewidth": 0.8, "capsize": 1.5})
     bottom.axhline(1.0, color="black", linewidth=0.8)
     bottom.set_yscale("log")
     bottom.set_ylabel("generated / real")

@@ -106,13 +106,17 @@ def test_dynamics_spread_says_which_verdicts_are_a_coin_toss():
     inside = real[:10] * np.array([1.1, 0.9])
     outside = real[:10] * np.array([0.4, 1.0])  # static-ish: the speed ratio 0.4
     edge = np.column_stack([np.tile([1.0, 1.6], 5), np.full(10, 10.0)])  # mean speed 1.3: on the edge
-    shares, (low, high) = dynamics_spread([(inside, real), (outside, real), (edge, real)], tolerance=0.3, seed=0)
-    assert shares[0] == 1.0 and shares[1] == 0.0
-    assert 0.3 < shares[2] < 0.8
-    assert (low, high) == (1.0, 2.0)  # the edge primitive is in some resamples, out of others
-    again = dynamics_spread([(inside, real), (outside, real), (edge, real)], tolerance=0.3, seed=0)
-    assert again == (shares, (low, high))  # seeded
-    assert dynamics_spread([(inside, real), (outside, real), (edge, real)], 0.3, seed=1)[0][2] != shares[2]
+    cases = [(inside, real), (outside, real), (edge, real)]
+    spread = dynamics_spread(cases, tolerance=0.3, seed=0)
+    assert spread.within_shares[:2] == (1.0, 0.0)
+    assert 0.3 < spread.within_shares[2] < 0.8
+    assert spread.count_range == (1.0, 2.0)  # the edge primitive is in some resamples, out of others
+    assert spread.speed_ratio_ranges[0] == pytest.approx((1.1, 1.1))  # no spread in, none out
+    assert spread.speed_ratio_ranges[1] == pytest.approx((0.4, 0.4))
+    low, high = spread.speed_ratio_ranges[2]
+    assert 1.0 <= low < 1.3 < high <= 1.6 and spread.acceleration_ratio_ranges[2] == pytest.approx((1.0, 1.0))
+    assert dynamics_spread(cases, tolerance=0.3, seed=0) == spread  # seeded
+    assert dynamics_spread(cases, 0.3, seed=1).within_shares[2] != spread.within_shares[2]
 
 
 def test_score_samples_needs_a_reference_for_every_prompted_class(trained):
@@ -153,6 +157,12 @@ def test_plot_writes_one_row_per_primitive(trained, tmp_path):
     assert lines[0].split("\t")[:3] == ["primitive", "recognition", "top3"]
     assert [line.split("\t")[0] for line in lines[1:]] == list(CLASSES)
     assert (tmp_path / "card.png").stat().st_size > 1000
+    header = lines[0].split("\t")
+    for line in lines[1:]:
+        row = dict(zip(header[1:], map(float, line.split("\t")[1:]), strict=True))
+        assert row["speed_ratio_low"] <= row["speed_ratio"] <= row["speed_ratio_high"]
+        assert row["acceleration_ratio_low"] <= row["acceleration_ratio"] <= row["acceleration_ratio_high"]
+        assert 0.0 <= row["within_share"] <= 1.0
 
 
 def _fake_embed(texts: list[str]) -> np.ndarray:
