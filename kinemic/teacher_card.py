@@ -12,7 +12,9 @@ text-to-motion models:
   those of its real segments; a static teacher has speed ratios far below 1, a jittery one acceleration ratios far
   above; `primitives_within` counts the primitives whose two ratios both lie within the tolerance (default +-30 %),
   with a bootstrap range over the samples and real segments (`dynamics_spread`: ten samples per primitive make a
-  verdict near the edge a coin toss);
+  verdict near the edge a coin toss); and the share of samples frozen (under a quarter of the real speed): a
+  primitive can fail by freezing most samples, as the released teacher's arm circles do, or by moving every one
+  too slowly, as its torso twists do;
 * FID and diversity in the recogniser's embedding, against a class-balanced set of held-out real segments.
 
 `TeacherCard.to_metrics` gives flat keys (`card.recognition`, `card.speed_ratio.side_kick`, ...) so `dvc metrics diff`
@@ -57,6 +59,9 @@ from kinemic.teacher import TeacherCheckpoint  # noqa: E402
 log = logging.getLogger(__name__)
 
 PREFIX = "card"
+# A sample moving at under a quarter of its primitive's mean real speed counts as frozen. On the embedded prior no real
+# segment of any primitive falls under it but 7 % of stand idle's (whose slowest tenth moves at 0.27 of its mean).
+FROZEN_SPEED = 0.25
 TextEmbedder = Callable[[list[str]], np.ndarray]
 
 
@@ -104,6 +109,7 @@ class PrimitiveScore:
     speed_real: float
     acceleration: float
     acceleration_real: float
+    frozen_share: float = float("nan")  # of the samples, those moving at under FROZEN_SPEED of the real mean speed
     within_share: float = float("nan")  # of the bootstrap resamples (`dynamics_spread`), those within the tolerance
     speed_ratio_range: tuple[float, float] = (float("nan"), float("nan"))  # 95 % bootstrap range
     acceleration_ratio_range: tuple[float, float] = (float("nan"), float("nan"))
@@ -131,6 +137,7 @@ class TeacherCard:
     recogniser_heldout: float
     tolerance: float
     within_interval: tuple[float, float] = (float("nan"), float("nan"))  # 95 % bootstrap range of primitives_within
+    frozen_share: float = float("nan")  # of all samples, those frozen (PrimitiveScore.frozen_share)
     seconds: float = float("nan")
 
     @property
@@ -148,6 +155,7 @@ class TeacherCard:
             f"{PREFIX}.primitives_within_{pct}pct_ci_low": self.within_interval[0],
             f"{PREFIX}.primitives_within_{pct}pct_ci_high": self.within_interval[1],
             f"{PREFIX}.primitives": len(self.primitives),
+            f"{PREFIX}.frozen_share": self.frozen_share,
             f"{PREFIX}.fid": self.fid,
             f"{PREFIX}.diversity": self.diversity,
             f"{PREFIX}.diversity_real": self.diversity_real,
@@ -161,22 +169,24 @@ class TeacherCard:
             out[f"{PREFIX}.speed_ratio.{p.primitive}"] = p.speed_ratio
             out[f"{PREFIX}.acceleration_ratio.{p.primitive}"] = p.acceleration_ratio
             out[f"{PREFIX}.within_share.{p.primitive}"] = p.within_share
+            out[f"{PREFIX}.frozen_share.{p.primitive}"] = p.frozen_share
         return out
 
     def table(self) -> str:
         """The card as a Markdown table, one row per primitive, the overall numbers below."""
-        lines = ["| primitive | recognised | top-3 | speed m/s (real) | acceleration m/s2 (real) | within "
-                 "(share of resamples) |", "|---|---|---|---|---|---|"]
+        lines = ["| primitive | recognised | top-3 | speed m/s (real) | acceleration m/s2 (real) | frozen | within "
+                 "(share of resamples) |", "|---|---|---|---|---|---|---|"]
         for p in self.primitives:
             lines.append(f"| {p.primitive} | {100 * p.recognition:.0f}% | {100 * p.top3:.0f}% | {p.speed:.2f} "
                          f"({p.speed_real:.2f}) | {p.acceleration:.1f} ({p.acceleration_real:.1f}) | "
+                         f"{100 * p.frozen_share:.0f}% | "
                          f"{'yes' if p.within(self.tolerance) else 'no'} ({100 * p.within_share:.0f}%) |")
         low, high = self.within_interval
         lines.append("")
         lines.append(f"recognition {100 * self.recognition:.1f}% (top-3 {100 * self.top3:.1f}%; recogniser held-out "
                      f"{100 * self.recogniser_heldout:.1f}%), dynamics within +-{100 * self.tolerance:.0f}% for "
                      f"{self.primitives_within}/{len(self.primitives)} primitives (95% bootstrap range {low:.0f}-"
-                     f"{high:.0f}), FID {self.fid:.2f}, diversity "
+                     f"{high:.0f}), {100 * self.frozen_share:.0f}% of samples frozen, FID {self.fid:.2f}, diversity "
                      f"{self.diversity:.2f} (real {self.diversity_real:.2f})")
         return "\n".join(lines)
 
@@ -260,6 +270,7 @@ def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels:
             primitive=recogniser.classes[label], samples=int(mine.sum()), recognition=float(hit1[mine].mean()),
             top3=float(hit3[mine].mean()), speed=float(generated[:, 0].mean()), speed_real=float(real[:, 0].mean()),
             acceleration=float(generated[:, 1].mean()), acceleration_real=float(real[:, 1].mean()),
+            frozen_share=float(np.mean(generated[:, 0] < FROZEN_SPEED * real[:, 0].mean())),
         ))
     spread = dynamics_spread(dynamics, tolerance, seed)
     rows = [replace(row, within_share=share, speed_ratio_range=speed, acceleration_ratio_range=acceleration)
@@ -269,6 +280,7 @@ def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels:
     return TeacherCard(
         primitives=tuple(rows),
         within_interval=spread.count_range,
+        frozen_share=float(sum(row.frozen_share * row.samples for row in rows) / len(labels)),
         recognition=float(hit1.mean()),
         top3=float(hit3.mean()),
         fid=max(metrics.fid(real_emb, fake_emb), 0.0),  # round-off makes identical sets come out at -1e-12
@@ -381,8 +393,8 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
 # --------------------------------------------------------------------------------------------------------------------
 
 TSV_COLUMNS = ("primitive", "recognition", "top3", "speed", "speed_real", "acceleration", "acceleration_real",
-               "speed_ratio", "acceleration_ratio", "within_share", "speed_ratio_low", "speed_ratio_high",
-               "acceleration_ratio_low", "acceleration_ratio_high")
+               "speed_ratio", "acceleration_ratio", "within_share", "frozen_share", "speed_ratio_low",
+               "speed_ratio_high", "acceleration_ratio_low", "acceleration_ratio_high")
 
 
 def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teacher report card") -> None:
@@ -394,7 +406,8 @@ def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teach
     rows = ["\t".join(TSV_COLUMNS)]
     for p in card.primitives:
         values = (p.recognition, p.top3, p.speed, p.speed_real, p.acceleration, p.acceleration_real, p.speed_ratio,
-                  p.acceleration_ratio, p.within_share, *p.speed_ratio_range, *p.acceleration_ratio_range)
+                  p.acceleration_ratio, p.within_share, p.frozen_share, *p.speed_ratio_range,
+                  *p.acceleration_ratio_range)
         rows.append(p.primitive + "".join(f"\t{v:.6f}" for v in values))
     tsv.write_text("\n".join(rows) + "\n")
 

@@ -69,6 +69,7 @@ def test_real_motions_as_samples_score_perfectly(trained):
         assert p.speed_ratio == pytest.approx(1.0) and p.acceleration_ratio == pytest.approx(1.0)
     assert card.primitives_within == 3 and card.recogniser_heldout == 1.0
     assert all(p.within_share > 0.9 for p in card.primitives) and card.within_interval[1] == 3
+    assert card.frozen_share == 0.0
 
 
 def test_other_real_motions_are_close_and_static_samples_are_caught(trained):
@@ -83,7 +84,9 @@ def test_other_real_motions_are_close_and_static_samples_are_caught(trained):
         motion[:, :3] = 0.0  # root angular and linear velocity
     card = score_samples(recogniser, static, fresh.labels, held)
     assert card.primitives_within == 0 and card.within_interval == (0.0, 0.0)
-    assert all(p.speed_ratio < 0.01 and p.within_share == 0.0 for p in card.primitives)
+    assert all(p.speed_ratio < 0.01 and p.within_share == 0.0 and p.frozen_share == 1.0 for p in card.primitives)
+    half = [s if i % 2 else f for i, (s, f) in enumerate(zip(static, fresh.features, strict=True))]
+    assert score_samples(recogniser, half, fresh.labels, held).frozen_share == 0.5
     assert card.fid > 1.0
 
 
@@ -162,7 +165,7 @@ def test_plot_writes_one_row_per_primitive(trained, tmp_path):
         row = dict(zip(header[1:], map(float, line.split("\t")[1:]), strict=True))
         assert row["speed_ratio_low"] <= row["speed_ratio"] <= row["speed_ratio_high"]
         assert row["acceleration_ratio_low"] <= row["acceleration_ratio"] <= row["acceleration_ratio_high"]
-        assert 0.0 <= row["within_share"] <= 1.0
+        assert 0.0 <= row["within_share"] <= 1.0 and row["frozen_share"] == 0.0
 
 
 def _fake_embed(texts: list[str]) -> np.ndarray:
