@@ -2,7 +2,9 @@
 
 The set-level dynamics in `metrics/summary.json` (`gen.speed` against `gen.real.speed`) average the classes, so one
 class collapsed to a static pose hides behind two that move; FID and the classifier's accuracy can hide it too (a
-static, tilted "running on the spot" is easy to tell apart from a kick). Per class, the collapse is one number.
+static, tilted "running on the spot" is easy to tell apart from a kick). Per class, the collapse is one number, and
+the share of frozen samples (`kinemic.frozen`) says whether the class stands still in most samples or moves slowly in
+all of them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kinemic.metrics import motion_dynamics
+from kinemic.frozen import frozen_share, per_motion_dynamics
 from kinemic.skeleton import FPS
 from kinemic.synthetic_set import SyntheticSet
 from kinemic.target_set import PreparedTarget
@@ -29,6 +31,7 @@ class ClassDynamics:
     speed_real: float
     acceleration: float
     acceleration_real: float
+    frozen_share: float  # of the samples, those frozen (kinemic.frozen)
 
     @property
     def speed_ratio(self) -> float:
@@ -45,10 +48,15 @@ def class_key(name: str) -> str:
 
 
 def dynamics_metrics(rows: Sequence[ClassDynamics]) -> dict[str, float | int]:
-    """Flat keys for `metrics/summary.json` (prefixed `gen.` there): each class's speed over its real clips', and how
-    many classes are static, so `dvc exp show` and `dvc metrics diff` show a collapsed class."""
-    out: dict[str, float | int] = {"static_classes": int(sum(r.static for r in rows))}
+    """Flat keys for `metrics/summary.json` (prefixed `gen.` there): each class's speed over its real clips' and share
+    of frozen samples, how many classes are static and the share of all samples frozen, so `dvc exp show` and
+    `dvc metrics diff` show a collapsed class."""
+    out: dict[str, float | int] = {
+        "static_classes": int(sum(r.static for r in rows)),
+        "frozen_share": float(sum(r.frozen_share * r.samples for r in rows) / sum(r.samples for r in rows)),
+    }
     out.update({f"speed_ratio.{class_key(r.class_name)}": r.speed_ratio for r in rows})
+    out.update({f"frozen_share.{class_key(r.class_name)}": r.frozen_share for r in rows})
     return out
 
 
@@ -72,7 +80,8 @@ def compare_classes(joints: Sequence[np.ndarray], labels: np.ndarray, real_joint
         if not generated or not clips:
             raise ValueError(f"class {name!r} has {len(generated)} synthetic and {len(clips)} real motions: "
                              "both are needed to compare their dynamics")
-        mine, theirs = motion_dynamics(generated, FPS), motion_dynamics(clips, FPS)
-        rows.append(ClassDynamics(name, len(generated), mine["speed"], theirs["speed"], mine["acceleration"],
-                                  theirs["acceleration"]))
+        mine, theirs = per_motion_dynamics(generated, FPS), per_motion_dynamics(clips, FPS)
+        rows.append(ClassDynamics(name, len(generated), float(mine[:, 0].mean()), float(theirs[:, 0].mean()),
+                                  float(mine[:, 1].mean()), float(theirs[:, 1].mean()),
+                                  frozen_share(mine[:, 0], theirs[:, 0])))
     return rows

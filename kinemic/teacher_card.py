@@ -40,6 +40,7 @@ import torch  # noqa: E402
 from kinemic import metrics  # noqa: E402
 from kinemic.corpus import PreparedPrior  # noqa: E402
 from kinemic.diffusion import SPACINGS  # noqa: E402
+from kinemic.frozen import frozen_share, per_motion_dynamics  # noqa: E402
 from kinemic.motion import features_to_joints  # noqa: E402
 from kinemic.recogniser import (  # noqa: E402
     LabelledSegments,
@@ -51,7 +52,6 @@ from kinemic.recogniser import (  # noqa: E402
 )
 from kinemic.samplers import SAMPLERS  # noqa: E402
 from kinemic.sampling import SampleRequest, sample_motions  # noqa: E402
-from kinemic.skeleton import FPS  # noqa: E402
 from kinemic.synthetic import captions as cap  # noqa: E402
 from kinemic.synthetic.primitives import sample as sample_params  # noqa: E402
 from kinemic.teacher import TeacherCheckpoint  # noqa: E402
@@ -59,9 +59,6 @@ from kinemic.teacher import TeacherCheckpoint  # noqa: E402
 log = logging.getLogger(__name__)
 
 PREFIX = "card"
-# A sample moving at under a quarter of its primitive's mean real speed counts as frozen. On the embedded prior no real
-# segment of any primitive falls under it but 7 % of stand idle's (whose slowest tenth moves at 0.27 of its mean).
-FROZEN_SPEED = 0.25
 TextEmbedder = Callable[[list[str]], np.ndarray]
 
 
@@ -109,7 +106,7 @@ class PrimitiveScore:
     speed_real: float
     acceleration: float
     acceleration_real: float
-    frozen_share: float = float("nan")  # of the samples, those moving at under FROZEN_SPEED of the real mean speed
+    frozen_share: float = float("nan")  # of the samples, those frozen (kinemic.frozen)
     within_share: float = float("nan")  # of the bootstrap resamples (`dynamics_spread`), those within the tolerance
     speed_ratio_range: tuple[float, float] = (float("nan"), float("nan"))  # 95 % bootstrap range
     acceleration_ratio_range: tuple[float, float] = (float("nan"), float("nan"))
@@ -270,7 +267,7 @@ def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels:
             primitive=recogniser.classes[label], samples=int(mine.sum()), recognition=float(hit1[mine].mean()),
             top3=float(hit3[mine].mean()), speed=float(generated[:, 0].mean()), speed_real=float(real[:, 0].mean()),
             acceleration=float(generated[:, 1].mean()), acceleration_real=float(real[:, 1].mean()),
-            frozen_share=float(np.mean(generated[:, 0] < FROZEN_SPEED * real[:, 0].mean())),
+            frozen_share=frozen_share(generated[:, 0], real[:, 0]),
         ))
     spread = dynamics_spread(dynamics, tolerance, seed)
     rows = [replace(row, within_share=share, speed_ratio_range=speed, acceleration_ratio_range=acceleration)
@@ -289,11 +286,6 @@ def score_samples(recogniser: Recogniser, samples: Sequence[np.ndarray], labels:
         recogniser_heldout=recogniser.heldout_accuracy,
         tolerance=tolerance,
     )
-
-
-def per_motion_dynamics(joints: Sequence[np.ndarray]) -> np.ndarray:
-    """(N, 2): each motion's mean joint speed and acceleration, the terms `metrics.motion_dynamics` averages."""
-    return np.array([[d["speed"], d["acceleration"]] for d in (metrics.motion_dynamics([j], FPS) for j in joints)])
 
 
 @dataclass(frozen=True)

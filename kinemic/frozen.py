@@ -1,0 +1,34 @@
+"""Frozen samples: motions a generator holds as a still pose where the prompt asks for movement.
+
+A set's mean speed cannot tell a class whose samples all move too slowly from one whose samples mostly stand still
+while a few move: both have a low ratio. They fail differently (a denoiser freezes a periodic motion when the mean
+over its phases is a still pose; it slows one it has not learned well), and a student inherits its teacher's frozen
+classes. This module holds the per-motion terms of `kinemic.metrics.motion_dynamics` and the share of motions frozen,
+for the teacher card (per primitive) and the report (per target class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from kinemic.metrics import motion_dynamics
+from kinemic.skeleton import FPS
+
+# A motion moving at under a quarter of its class's mean real speed counts as frozen. On the embedded prior no real
+# segment of any primitive falls under it but 7 % of stand idle's (whose slowest tenth moves at 0.27 of its mean).
+FROZEN_BELOW = 0.25
+
+
+def per_motion_dynamics(joints: Sequence[np.ndarray], fps: float = FPS) -> np.ndarray:
+    """(N, 2): each motion's (T, J, 3) mean joint speed and acceleration, the terms `motion_dynamics` averages."""
+    return np.array([[d["speed"], d["acceleration"]] for d in (motion_dynamics([j], fps) for j in joints)])
+
+
+def frozen_share(speeds: np.ndarray, real_speeds: np.ndarray) -> float:
+    """The share of motions with speeds `speeds` under FROZEN_BELOW of the mean of the real motions' `real_speeds`."""
+    speeds, real_speeds = np.asarray(speeds, dtype=np.float64), np.asarray(real_speeds, dtype=np.float64)
+    if len(speeds) == 0 or len(real_speeds) == 0:
+        raise ValueError(f"frozen_share needs motions on both sides, got {len(speeds)} and {len(real_speeds)}")
+    return float(np.mean(speeds < FROZEN_BELOW * real_speeds.mean()))
