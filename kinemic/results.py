@@ -215,6 +215,11 @@ class Row:
         first = self.table[min(self.table)]
         return len(self.table), len(first), len(next(iter(first.values())))
 
+    @property
+    def generator_counts(self) -> tuple[int, ...]:
+        """Generators per few-shot draw, in draw order: a study may add generators to some draws only."""
+        return tuple(len(self.table[d]) for d in sorted(self.table))
+
 
 def group_runs(runs: Iterable[Run]) -> dict[str, Row]:
     """Rows by label; within a row one generator per (few-shot draw, `train.seed`) (the first run of a pair wins)."""
@@ -330,9 +335,11 @@ def markdown(stats: list[RowStats]) -> str:
                    f"{g['gen.speed']:.2f} ({g['gen.real.speed']:.2f}) | "
                    f"{g['gen.acceleration']:.1f} ({g['gen.real.acceleration']:.1f})")
         gap = "-" if s.gap is None else f"{s.gap.estimate:.2f} [{s.gap.low:.2f}, {s.gap.high:.2f}]"
-        n_draws, generators, seeds = s.row.shape
-        spread = (f"{100 * s.generator_std:.1f} / {100 * s.classifier_std:.1f}" if generators > 1
+        n_draws, _, seeds = s.row.shape
+        counts = s.row.generator_counts
+        spread = (f"{100 * s.generator_std:.1f} / {100 * s.classifier_std:.1f}" if max(counts) > 1
                   else f"- / {100 * s.classifier_std:.1f}")
+        generators = f"{min(counts)}-{max(counts)}" if min(counts) != max(counts) else f"{counts[0]}"
         runs = f"{generators} x {seeds}"
         if draws:
             spread += f" / {100 * s.draw_std:.1f}" if n_draws > 1 else " / -"

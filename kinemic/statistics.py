@@ -193,10 +193,12 @@ def spread_sources(table: Table | DrawTable) -> SpreadSources:
         return per_draw[0]
 
     def pooled(values: list[float]) -> float:
-        return float(np.sqrt(np.mean(np.square(values))))
+        """Root mean square over the draws that can estimate it (a draw with one generator has no generator spread)."""
+        known = [v for v in values if np.isfinite(v)]
+        return float(np.sqrt(np.mean(np.square(known)))) if known else float("nan")
 
     return SpreadSources(pooled([s.generator_std for s in per_draw]), pooled([s.classifier_std for s in per_draw]),
-                         per_draw[0].generators, per_draw[0].classifier_seeds,
+                         max(s.generators for s in per_draw), per_draw[0].classifier_seeds,
                          draw_std=float(draw_means(draws).std(ddof=1)), draws=len(per_draw))
 
 

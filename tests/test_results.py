@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from kinemic.results import (
@@ -145,6 +146,23 @@ def test_few_shot_draws_pair_with_their_own_real_only_baseline():
     table = markdown(list(stats.values()))
     assert "runs (draws x generators x seeds)" in table and "| KineMIC (full) | 3 x 1 x 3 |" in table
     assert "generator / classifier / draw" in table
+
+
+def test_a_draw_with_more_generators_than_another_keeps_its_generator_spread():
+    """Full ran two generators on draw 0 and one on draw 1 (a study adds generators where it can): the generator
+    spread comes from draw 0 alone, and the runs column says 1-2 rather than the first draw's count."""
+    runs = [_draw_run("full-d0-g42", 0, 0.05), _draw_run("full-d0-g43", 0, 0.01, seed=43),
+            _draw_run("full-d1-g42", 1, 0.04)]
+    rows = group_runs(runs)
+    assert rows[FULL].generator_counts == (2, 1)
+    stats = {s.row.label: s for s in row_stats(rows, runs)}
+    full = stats[FULL]
+    assert full.generator_std == pytest.approx(np.std([0.05, 0.01], ddof=1))  # from draw 0, the only one with two
+    assert np.isfinite(full.classifier_std) and full.draw_std > 0
+    base = np.mean(list(BASE.values()))
+    assert full.mean == pytest.approx(base + np.mean([0.05, 0.01, 0.14]))  # mean +- std: over all runs
+    assert full.mean_ci.estimate == pytest.approx(base + np.mean([(0.05 + 0.01) / 2, 0.14]))  # each draw weighs alike
+    assert "| KineMIC (full) | 2 x 1-2 x 3 |" in markdown(list(stats.values()))
 
 
 def test_the_benchmark_queue_runs_every_method_on_every_draw():
