@@ -32,3 +32,18 @@ def frozen_share(speeds: np.ndarray, real_speeds: np.ndarray) -> float:
     if len(speeds) == 0 or len(real_speeds) == 0:
         raise ValueError(f"frozen_share needs motions on both sides, got {len(speeds)} and {len(real_speeds)}")
     return float(np.mean(speeds < FROZEN_BELOW * real_speeds.mean()))
+
+
+def frozen_mask(joints: Sequence[np.ndarray], labels: np.ndarray, reference: Sequence[np.ndarray],
+                reference_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per motion (T, J, 3) of class `labels[i]`: is it frozen against its class's `reference` motions' mean speed?"""
+    labels, reference_labels = np.asarray(labels), np.asarray(reference_labels)
+    speeds = per_motion_dynamics(reference)[:, 0]
+    real = np.array([speeds[reference_labels == c].mean() if np.any(reference_labels == c) else np.nan
+                     for c in range(num_classes)])
+    missing = sorted(set(np.unique(labels).tolist()) - set(np.flatnonzero(np.isfinite(real)).tolist()))
+    if missing:
+        raise ValueError(f"classes {missing} have no reference motion to measure frozen samples against")
+    if len(joints) == 0:
+        return np.zeros(0, dtype=bool)
+    return per_motion_dynamics(joints)[:, 0] < FROZEN_BELOW * real[labels]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ import torch
 from kinemic.devices import resolve_device
 from kinemic.diffusion import SPACINGS
 from kinemic.distributed import World, batch_share, gather_in_rank_order
+from kinemic.frozen import frozen_mask
 from kinemic.params import check_range
 from kinemic.samplers import SAMPLERS
 from kinemic.sampling import SampleRequest, Samples, batch_count, lengths_like, sample_motions
@@ -52,6 +53,7 @@ class GenerateConfig:
     composition_text: str = "a person is jumping"
     composition_samples: int = 4
     travel_margin: float = 0.0  # > 0: drop samples travelling this many metres beyond the class's few-shot clips
+    frozen_retries: int = 0  # > 0: re-sample frozen samples (kinemic.frozen) up to this many times
 
     def __post_init__(self) -> None:
         if self.samples_per_class < 1 or self.batch_size < 1:
@@ -65,7 +67,7 @@ class GenerateConfig:
         if self.spacing not in ("default", *SPACINGS):
             raise ValueError(f"generate.spacing must be 'default' or one of {SPACINGS}, got {self.spacing!r}")
         check_range("generate", self, positive=("nproc",), non_negative=("previews_per_class", "composition_samples",
-                                                                       "travel_margin"))
+                                                                       "travel_margin", "frozen_retries"))
 
 
 def generate_synthetic(
@@ -110,6 +112,49 @@ def generate_composition(
     text = np.repeat(np.asarray(text_emb, np.float32)[None], len(labels), axis=0)
     samples = _sample(student, labels, lengths, config, text, None, World())
     return SyntheticSet(samples.features, samples.joints, labels, list(student.class_names))
+
+
+@dataclass(frozen=True)
+class FrozenResampling:
+    """What `resample_frozen` did: samples frozen in the first draw, still frozen after the last retry, rounds run."""
+
+    frozen_first: int
+    frozen_left: int
+    rounds: int
+
+
+def retry_seed(seed: int, round_: int) -> int:
+    """The sampling seed of retry round `round_` (>= 1): its own stream, fixed by generate.seed."""
+    return int(np.random.SeedSequence([seed, round_]).generate_state(1)[0])
+
+
+def resample_frozen(student: StudentCheckpoint, synthetic: SyntheticSet, fewshot: PreparedTarget,
+                    config: GenerateConfig) -> tuple[SyntheticSet, FrozenResampling]:
+    """Draw again, at the same length and class, every sample that is frozen against its class's few-shot clips,
+    up to `config.frozen_retries` rounds; a sample still frozen after the last round stays (classes keep their size).
+
+    A student freezes what its teacher freezes (arm circles held as a still pose in most samples); a still pose teaches
+    the classifier a class that real clips never show. Runs in one process, after the shares are gathered.
+    """
+    reference, reference_labels = fewshot.all_joints(), fewshot.labels
+    classes = len(synthetic.class_names)
+    features, joints = list(synthetic.features), list(synthetic.joints)
+    lengths = np.array([len(f) for f in features])
+    frozen = frozen_mask(joints, synthetic.labels, reference, reference_labels, classes)
+    first, rounds = int(frozen.sum()), 0
+    for round_ in range(1, config.frozen_retries + 1):
+        again = np.flatnonzero(frozen)
+        if again.size == 0:
+            break
+        rounds = round_
+        retry = _sample(student, synthetic.labels[again], lengths[again],
+                        replace(config, seed=retry_seed(config.seed, round_)), None, None, World())
+        for k, i in enumerate(again):
+            features[i], joints[i] = retry.features[k], retry.joints[k]
+        frozen[again] = frozen_mask(retry.joints, synthetic.labels[again], reference, reference_labels, classes)
+    log.info("generate: %d samples frozen, %d after %d re-sampling rounds", first, int(frozen.sum()), rounds)
+    resampled = SyntheticSet(features, joints, synthetic.labels, list(synthetic.class_names))
+    return resampled, FrozenResampling(first, int(frozen.sum()), rounds)
 
 
 def _sample(student: StudentCheckpoint, labels, lengths, config: GenerateConfig, text, progress,

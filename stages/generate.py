@@ -17,7 +17,7 @@ from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.devices import resolve_device
 from kinemic.distributed import process_group, rank_device, relaunch, warn_cpu_processes
 from kinemic.formats.pyskl import SkeletonSample, write_pyskl
-from kinemic.generation import GenerateConfig, generate_composition, generate_synthetic
+from kinemic.generation import GenerateConfig, generate_composition, generate_synthetic, resample_frozen
 from kinemic.io import atomic_output_dir, write_json
 from kinemic.params import config_from_params, load_section, parse_stage_args, stage_parser
 from kinemic.preview import Panel, render_gif
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     run.facts.update(processes=world.size)
     if not world.is_main:
         return  # rank 0 writes the outputs
+    synthetic, frozen = resample_frozen(student, synthetic, fewshot, config)  # 0 retries: counts only
     dropped = 0
     if config.travel_margin:
         synthetic, decision = drop_travellers(synthetic, fewshot.all_joints(), fewshot.labels, config.travel_margin)
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         "mean_length": round(float(lengths.mean()), 3),
         "method": student.method,
         "composition_samples": 0 if composition is None else len(composition),
+        "frozen_first": frozen.frozen_first,  # frozen samples (kinemic.frozen) as first drawn
+        "frozen_left": frozen.frozen_left,  # ... after generate.frozen_retries rounds of drawing them again
         "travel_dropped": dropped,  # by generate.travel_margin (kinemic.travel_filter)
         "root_travel_max": round(max(root_travel(j) for j in synthetic.joints), 3),  # metres; real clips: ~0.01
     })
