@@ -73,6 +73,7 @@ class CardConfig:
     guidance: float = 2.5
     real_per_primitive: int = 30  # held-out real segments per primitive: the FID and dynamics reference
     min_frames: int = 16  # shortest sample requested (lengths follow the primitive's real segments)
+    length: int = 0  # N > 0: every sample N frames, the same prompts (the release freezes more at 80 than at 40)
     tolerance: float = 0.3  # dynamics within +-30 % of the real segments count as right
     batch_size: int = 64
     seed: int = 0
@@ -88,6 +89,8 @@ class CardConfig:
             raise ValueError(f"card.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.spacing not in ("default", *SPACINGS):
             raise ValueError(f"card.spacing must be 'default' or one of {SPACINGS}, got {self.spacing!r}")
+        if self.length and self.length < 3:
+            raise ValueError(f"card.length must be 0 (the real segments' lengths) or >= 3, got {self.length}")
         if self.min_frames < 3:
             raise ValueError(f"card.min_frames must be >= 3 (acceleration needs 3 frames), got {self.min_frames}")
         if not 0.0 < self.tolerance < 1.0:
@@ -342,7 +345,8 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
                  progress: Callable[[float, int], None] | None = None) -> TeacherCard:
     """Prompt the teacher for every primitive the recogniser knows, sample, and score (see the module docstring).
 
-    Sample lengths follow each primitive's real segment lengths, capped at the teacher's `max_frames`. The same
+    Sample lengths follow each primitive's real segment lengths, capped at the teacher's `max_frames` (or are all
+    `config.length`, with the same prompts). The same
     teacher, inputs and config give the same card.
     """
     config = config or CardConfig()
@@ -361,6 +365,10 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
         labels += [label] * config.samples_per_primitive
         lengths += rng.choice(real_lengths, size=config.samples_per_primitive).tolist()
     lengths_arr = np.clip(np.array(lengths), config.min_frames, max(config.min_frames, teacher.max_frames))
+    if config.length:  # after the draws above, so a fixed-length card asks the same prompts as the default one
+        if config.length > teacher.max_frames:
+            raise ValueError(f"card.length {config.length} is longer than the teacher's {teacher.max_frames} frames")
+        lengths_arr = np.full(len(lengths_arr), config.length)
     request = SampleRequest(lengths=lengths_arr, text_emb=np.asarray(embed(prompts), dtype=np.float32))
     steps = config.sampling_steps or None
     spacing = None if config.spacing == "default" else config.spacing

@@ -2,8 +2,8 @@
 
     python scripts/teacher_card.py [--teacher models/teacher/teacher.pt] [--prior data/prepared/prior]
         [--primitives data/raw/synthetic/prior/primitives.parquet] [--samples 10] [--steps 50] [--sampler ancestral]
-        [--guidance 2.5] [--seed 0 | --seeds 0 1 2] [--json card.json] [--plot-dir DIR] [--recogniser recogniser.pt]
-        [--threads 1]
+        [--guidance 2.5] [--length 80] [--seed 0 | --seeds 0 1 2] [--json card.json] [--plot-dir DIR]
+        [--recogniser recogniser.pt] [--threads 1]
 
 Trains the primitive recogniser on the prior's labelled segments (about 10 s; `--recogniser PATH` reuses one saved
 there, or saves it there the first time), samples the teacher for each primitive, prints the card as a Markdown
@@ -13,6 +13,9 @@ without `primitives.parquet` (real HumanML3D) prints why the card is skipped and
 One card of 10 samples per primitive is a noisy judge: the released teacher scores 15, 14 and 11 of 21 primitives
 within +-30 % on card seeds 0, 1 and 2. `--seeds 0 1 2` scores the checkpoint once per seed and prints the mean and
 range of each headline number (with `--json`, the lists per seed), the way to compare two checkpoints.
+
+`--length 80` samples every primitive at 80 frames with the same prompts: the released teacher freezes more samples
+the longer it is asked to move (6 / 8 / 15 % at 40 / 60 / 80 frames), and the benchmark's students sample at 62-80.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spacing", default=CardConfig.spacing, choices=("default", *SPACINGS),
                         help="which --steps steps (default: the sampler's own)")
     parser.add_argument("--guidance", type=float, default=CardConfig.guidance)
+    parser.add_argument("--length", type=int, default=CardConfig.length,
+                        help="every sample this many frames, same prompts (0: the real segments' lengths)")
     parser.add_argument("--seed", type=int, default=CardConfig.seed)
     parser.add_argument("--seeds", type=int, nargs="+", help="score once per card seed and summarise (not --plot-dir)")
     parser.add_argument("--recogniser-seed", type=int, default=RecogniserConfig.seed)
@@ -108,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     teacher = TeacherCheckpoint.load(args.teacher, device=args.device)
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
     config = CardConfig(samples_per_primitive=args.samples, sampling_steps=args.steps, sampler=args.sampler,
-                        spacing=args.spacing, guidance=args.guidance, seed=args.seed, device=args.device)
+                        spacing=args.spacing, guidance=args.guidance, seed=args.seed, device=args.device,
+                        length=args.length)
     print(f"teacher {args.teacher} (step {teacher.step}, {teacher.source}):\n")
     if args.seeds:
         cards = [teacher_card(teacher, embed, inputs, dataclasses.replace(config, seed=seed)) for seed in args.seeds]

@@ -4,6 +4,7 @@ the no-labels skip, the plot, and one tiny end-to-end card of an untrained teach
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -190,6 +191,12 @@ def test_card_of_an_untrained_teacher(trained):
     assert np.isfinite(card.fid) and card.seconds > 0
     again = teacher_card(teacher, _fake_embed, inputs, card_config)
     assert again.to_metrics() == card.to_metrics()
+    short = teacher_card(teacher, _fake_embed, inputs, replace(card_config, length=12))  # real lengths: 20-24
+    assert short.to_metrics() != card.to_metrics()
+    with pytest.raises(ValueError, match="card.length 25 is longer than the teacher's 24 frames"):
+        teacher_card(teacher, _fake_embed, inputs, replace(card_config, length=25))
+    with pytest.raises(ValueError, match="card.length must be 0"):
+        CardConfig(length=2)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m"])
