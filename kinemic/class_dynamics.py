@@ -51,6 +51,8 @@ def dynamics_metrics(rows: Sequence[ClassDynamics]) -> dict[str, float | int]:
     """Flat keys for `metrics/summary.json` (prefixed `gen.` there): each class's speed over its real clips' and share
     of frozen samples, how many classes are static and the share of all samples frozen, so `dvc exp show` and
     `dvc metrics diff` show a collapsed class."""
+    if not rows:
+        raise ValueError("dynamics_metrics needs at least one class")
     out: dict[str, float | int] = {
         "static_classes": int(sum(r.static for r in rows)),
         "frozen_share": float(sum(r.frozen_share * r.samples for r in rows) / sum(r.samples for r in rows)),

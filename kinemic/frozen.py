@@ -23,7 +23,8 @@ FROZEN_BELOW = 0.25
 
 def per_motion_dynamics(joints: Sequence[np.ndarray], fps: float = FPS) -> np.ndarray:
     """(N, 2): each motion's (T, J, 3) mean joint speed and acceleration, the terms `motion_dynamics` averages."""
-    return np.array([[d["speed"], d["acceleration"]] for d in (motion_dynamics([j], fps) for j in joints)])
+    rows = [[d["speed"], d["acceleration"]] for d in (motion_dynamics([j], fps) for j in joints)]
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
 
 def frozen_share(speeds: np.ndarray, real_speeds: np.ndarray) -> float:
@@ -36,7 +37,10 @@ def frozen_share(speeds: np.ndarray, real_speeds: np.ndarray) -> float:
 
 def frozen_mask(joints: Sequence[np.ndarray], labels: np.ndarray, reference: Sequence[np.ndarray],
                 reference_labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Per motion (T, J, 3) of class `labels[i]`: is it frozen against its class's `reference` motions' mean speed?"""
+    """Per motion (T, J, 3) of class `labels[i]`: is it frozen against its class's `reference` motions' mean speed?
+
+    The reference is the caller's: `generate` holds samples to the few-shot clips (all the method has seen), the
+    report's `gen.frozen_share` to the few-shot and unused clips (those FID compares with)."""
     labels, reference_labels = np.asarray(labels), np.asarray(reference_labels)
     speeds = per_motion_dynamics(reference)[:, 0]
     real = np.array([speeds[reference_labels == c].mean() if np.any(reference_labels == c) else np.nan

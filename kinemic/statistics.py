@@ -157,8 +157,9 @@ class SpreadSources:
     Two-way ANOVA without replication over the (generator, classifier seed) grid, the seeds crossed: the generator
     part is what moves every classifier seed's accuracy together (0 when it cannot be told from noise, NaN with one
     generator); the classifier part is the seed effect plus the residual, what one more classifier seed would vary.
-    With several few-shot draws both are pooled over draws (root mean variance), and the draw part is the standard
-    deviation of the draw means (NaN with one draw), which still holds the other two's noise.
+    With several few-shot draws both are pooled over draws (root mean variance, unweighted, over the draws that can
+    estimate them: a draw with one generator has no generator part), `generators` is the most any draw has, and the
+    draw part is the standard deviation of the draw means (NaN with one draw), which still holds the other two's noise.
     """
 
     generator_std: float

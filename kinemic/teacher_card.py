@@ -73,7 +73,7 @@ class CardConfig:
     guidance: float = 2.5
     real_per_primitive: int = 30  # held-out real segments per primitive: the FID and dynamics reference
     min_frames: int = 16  # shortest sample requested (lengths follow the primitive's real segments)
-    length: int = 0  # N > 0: every sample N frames, the same prompts (the release freezes more at 80 than at 40)
+    length: int = 0  # N > 0: every sample N frames (overrides min_frames), the same prompts (freezing grows with N)
     tolerance: float = 0.3  # dynamics within +-30 % of the real segments count as right
     batch_size: int = 64
     seed: int = 0
@@ -322,7 +322,8 @@ def dynamics_spread(dynamics: Sequence[tuple[np.ndarray, np.ndarray]], tolerance
             ratio = picked / reference  # (R, 2): speed and acceleration ratios
         within[:, p] = (np.abs(ratio - 1) <= tolerance).all(axis=1)
         ranges.append(np.percentile(ratio, [tail, 100 - tail], axis=0).T)  # (2, 2): per ratio, (low, high)
-    low, high = np.percentile(within.sum(axis=1), [tail, 100 - tail])
+    counts = within.sum(axis=1)
+    low, high = np.percentile(counts, tail, method="lower"), np.percentile(counts, 100 - tail, method="higher")
     return DynamicsSpread(
         within_shares=tuple(within.mean(axis=0).tolist()),
         speed_ratio_ranges=tuple((float(r[0, 0]), float(r[0, 1])) for r in ranges),
@@ -340,22 +341,22 @@ def primitive_prompts(primitive: str, count: int, rng: np.random.Generator) -> l
     return prompts
 
 
-def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardInputs,
-                 config: CardConfig | None = None,
-                 progress: Callable[[float, int], None] | None = None) -> TeacherCard:
-    """Prompt the teacher for every primitive the recogniser knows, sample, and score (see the module docstring).
+@dataclass(frozen=True)
+class CardRequest:
+    """What a card asks the teacher: one prompt, recogniser class and length per sample."""
 
-    Sample lengths follow each primitive's real segment lengths, capped at the teacher's `max_frames` (or are all
-    `config.length`, with the same prompts). The same
-    teacher, inputs and config give the same card.
-    """
-    config = config or CardConfig()
-    start = time.perf_counter()
-    recogniser = inputs.recogniser
+    prompts: list[str]
+    labels: np.ndarray
+    lengths: np.ndarray
+
+
+def card_request(inputs: CardInputs, config: CardConfig, max_frames: int) -> CardRequest:
+    """`config.samples_per_primitive` prompts per primitive with a held-out real segment; lengths follow that
+    primitive's segments, clipped to [min_frames, max_frames], or are all `config.length` (which overrides min_frames).
+    The prompts depend on the seed alone, so a fixed-length card asks the same prompts as the default one."""
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
-    reference = balanced_reference(inputs.reference, config.real_per_primitive, config.seed)
     prompts, labels, lengths = [], [], []
-    for label, primitive in enumerate(recogniser.classes):
+    for label, primitive in enumerate(inputs.recogniser.classes):
         real_lengths = [len(f) for f, y in zip(inputs.reference.features, inputs.reference.labels, strict=True)
                         if y == label]
         if not real_lengths:
@@ -364,12 +365,26 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
         prompts += primitive_prompts(primitive, config.samples_per_primitive, rng)
         labels += [label] * config.samples_per_primitive
         lengths += rng.choice(real_lengths, size=config.samples_per_primitive).tolist()
-    lengths_arr = np.clip(np.array(lengths), config.min_frames, max(config.min_frames, teacher.max_frames))
-    if config.length:  # after the draws above, so a fixed-length card asks the same prompts as the default one
-        if config.length > teacher.max_frames:
-            raise ValueError(f"card.length {config.length} is longer than the teacher's {teacher.max_frames} frames")
+    lengths_arr = np.clip(np.array(lengths), config.min_frames, max(config.min_frames, max_frames))
+    if config.length:
+        if config.length > max_frames:
+            raise ValueError(f"card.length {config.length} is longer than the teacher's {max_frames} frames")
         lengths_arr = np.full(len(lengths_arr), config.length)
-    request = SampleRequest(lengths=lengths_arr, text_emb=np.asarray(embed(prompts), dtype=np.float32))
+    return CardRequest(prompts, np.array(labels, dtype=np.int64), lengths_arr)
+
+
+def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardInputs,
+                 config: CardConfig | None = None,
+                 progress: Callable[[float, int], None] | None = None) -> TeacherCard:
+    """Prompt the teacher for every primitive the recogniser knows (`card_request`), sample, and score (see the
+    module docstring). The same teacher, inputs and config give the same card.
+    """
+    config = config or CardConfig()
+    start = time.perf_counter()
+    recogniser = inputs.recogniser
+    reference = balanced_reference(inputs.reference, config.real_per_primitive, config.seed)
+    asked = card_request(inputs, config, teacher.max_frames)
+    request = SampleRequest(lengths=asked.lengths, text_emb=np.asarray(embed(asked.prompts), dtype=np.float32))
     steps = config.sampling_steps or None
     spacing = None if config.spacing == "default" else config.spacing
     if config.sampler == "ancestral" and spacing in (None, "official"):  # the official respacing, as ever scored
@@ -381,7 +396,7 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
                                  batch_size=config.batch_size, pad_to=teacher.max_frames, seed=config.seed,
                                  device=config.device, progress=progress, sampler=config.sampler,
                                  steps=sampler_steps, spacing=spacing)
-    card = score_samples(recogniser, samples.features, np.array(labels), reference, config.tolerance, config.seed)
+    card = score_samples(recogniser, samples.features, asked.labels, reference, config.tolerance, config.seed)
     card = replace(card, seconds=time.perf_counter() - start)
     log.info("teacher card: recognition %.3f, top-3 %.3f, %d/%d primitives within tolerance, %.1f s",
              card.recognition, card.top3, card.primitives_within, len(card.primitives), card.seconds)
@@ -431,7 +446,7 @@ def write_card_plot(card: TeacherCard, tsv: Path, png: Path, title: str = "teach
                                        (0.2, "acceleration", "acceleration / real", "#c44e52")):
         ratio = np.clip([getattr(p, f"{name}_ratio") for p in card.primitives], *clip)
         ranges = np.clip([getattr(p, f"{name}_ratio_range") for p in card.primitives], *clip)  # (P, 2)
-        errors = np.abs(ranges - ratio[:, None]).T  # the bootstrap range as error bars (NaN: none drawn)
+        errors = np.clip([ratio - ranges[:, 0], ranges[:, 1] - ratio], 0, None)  # the bootstrap range (NaN: none)
         bottom.bar(x + offset, ratio, 0.4, yerr=errors, label=label, color=color,
                    error_kw={"elinewidth": 0.8, "capsize": 1.5})
     bottom.axhline(1.0, color="black", linewidth=0.8)

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         "mean_length": round(float(lengths.mean()), 3),
         "method": student.method,
         "composition_samples": 0 if composition is None else len(composition),
-        "frozen_first": frozen.frozen_first,  # frozen samples (kinemic.frozen) as first drawn
+        "frozen_first": frozen.frozen_first,  # frozen against the few-shot clips (kinemic.frozen), as first drawn
         "frozen_left": frozen.frozen_left,  # ... after generate.frozen_retries rounds of drawing them again
         "travel_dropped": dropped,  # by generate.travel_margin (kinemic.travel_filter)
         "root_travel_max": round(max(root_travel(j) for j in synthetic.joints), 3),  # metres; real clips: ~0.01

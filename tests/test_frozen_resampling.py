@@ -28,6 +28,7 @@ def test_frozen_is_under_a_quarter_of_the_class_mean_speed():
     assert mask.tolist() == [False, True, False, True]  # speed is linear in the amplitude
     with pytest.raises(ValueError, match=r"classes \[2\] have no reference motion"):
         frozen_mask(motions[:1], np.array([2]), reference, reference_labels, 3)
+    assert frozen_mask([], np.array([], dtype=int), reference, reference_labels, 2).shape == (0,)
 
 
 def _target_freezing(synthetic, share: float) -> PreparedTarget:
@@ -58,7 +59,7 @@ def test_exactly_the_frozen_samples_are_drawn_again_at_their_length_and_class(on
     assert [f.tobytes() for f in counted.features] == [f.tobytes() for f in synthetic.features]
 
     retried, report = resample_frozen(student, synthetic, fewshot, GenerateConfig(**{**GENERATE, "frozen_retries": 2}))
-    assert report.frozen_first == before.sum() and report.rounds >= 1
+    assert report.frozen_first == before.sum() and 1 <= report.rounds <= 2
     changed = np.array([a.tobytes() != b.tobytes() for a, b in zip(retried.features, synthetic.features, strict=True)])
     assert (changed == before).all()  # every frozen sample drawn again, every other one kept byte for byte
     assert [len(f) for f in retried.features] == [len(f) for f in synthetic.features]
@@ -67,7 +68,7 @@ def test_exactly_the_frozen_samples_are_drawn_again_at_their_length_and_class(on
     assert report.frozen_left == after.sum() < before.sum()
     again, _ = resample_frozen(student, synthetic, fewshot, GenerateConfig(**{**GENERATE, "frozen_retries": 2}))
     assert [f.tobytes() for f in again.features] == [f.tobytes() for f in retried.features]  # seeded
-    assert retry_seed(5, 1) != retry_seed(5, 2) != retry_seed(6, 1)
+    assert len({retry_seed(5, 1), retry_seed(5, 2), retry_seed(6, 1), 5}) == 4  # each round its own stream
 
 
 def test_frozen_retries_must_not_be_negative():

@@ -20,6 +20,7 @@ from kinemic.teacher_card import (
     CardConfig,
     CardInputs,
     balanced_reference,
+    card_request,
     dynamics_spread,
     prepare_card,
     primitive_prompts,
@@ -191,7 +192,10 @@ def test_card_of_an_untrained_teacher(trained):
     assert np.isfinite(card.fid) and card.seconds > 0
     again = teacher_card(teacher, _fake_embed, inputs, card_config)
     assert again.to_metrics() == card.to_metrics()
-    short = teacher_card(teacher, _fake_embed, inputs, replace(card_config, length=12))  # real lengths: 20-24
+    default, fixed = (card_request(inputs, c, 24) for c in (card_config, replace(card_config, length=12)))
+    assert set(default.lengths.tolist()) <= set(range(20, 25)) and (fixed.lengths == 12).all()  # real: 20-40, cut
+    assert fixed.prompts == default.prompts and (fixed.labels == default.labels).all()  # a paired comparison
+    short = teacher_card(teacher, _fake_embed, inputs, replace(card_config, length=12))
     assert short.to_metrics() != card.to_metrics()
     with pytest.raises(ValueError, match="card.length 25 is longer than the teacher's 24 frames"):
         teacher_card(teacher, _fake_embed, inputs, replace(card_config, length=25))
