@@ -296,9 +296,10 @@ def row_stats(rows: Mapping[str, Row], runs: list[Run]) -> list[RowStats]:
             except ValueError:
                 gap = None
         sources = spread_sources(row.table)
-        out.append(RowStats(
-            row=row, median=float(np.median(values)), mean=float(values.mean()), std=float(values.std()),
-            mean_ci=mean_interval(row.table),
+        mean_ci = mean_interval(row.table)
+        out.append(RowStats(  # the mean is the interval's estimate (each draw weighs alike); the std spans all runs
+            row=row, median=float(np.median(values)), mean=mean_ci.estimate, std=float(values.std()),
+            mean_ci=mean_ci,
             vs_real_only=paired_difference(row.table, row_real) if row_real is not None and label != REAL_ONLY
             else None,
             vs_full=paired_difference(row.table, row_full) if row_full is not None and label != FULL else None,
