@@ -24,7 +24,7 @@ import torch
 from kinemic.devices import resolve_device
 from kinemic.diffusion import SPACINGS
 from kinemic.distributed import World, batch_share, gather_in_rank_order
-from kinemic.frozen import frozen_mask
+from kinemic.frozen import class_mean_speeds, frozen_against
 from kinemic.params import check_range
 from kinemic.samplers import SAMPLERS
 from kinemic.sampling import SampleRequest, Samples, batch_count, lengths_like, sample_motions
@@ -136,12 +136,14 @@ def resample_frozen(student: StudentCheckpoint, synthetic: SyntheticSet, fewshot
     A student freezes what its teacher freezes (arm circles held as a still pose in most samples); a still pose teaches
     the classifier a class that real clips never show. Runs in one process, after the shares are gathered.
     """
-    reference, reference_labels = fewshot.all_joints(), fewshot.labels
-    classes = len(synthetic.class_names)
+    class_speeds = class_mean_speeds(fewshot.all_joints(), fewshot.labels, len(synthetic.class_names))
+    frozen = frozen_against(synthetic.joints, synthetic.labels, class_speeds)
+    first, rounds = int(frozen.sum()), 0
+    if config.frozen_retries == 0 or first == 0:
+        log.info("generate: %d samples frozen, not re-sampled", first)
+        return synthetic, FrozenResampling(first, first, 0)
     features, joints = list(synthetic.features), list(synthetic.joints)
     lengths = np.array([len(f) for f in features])
-    frozen = frozen_mask(joints, synthetic.labels, reference, reference_labels, classes)
-    first, rounds = int(frozen.sum()), 0
     for round_ in range(1, config.frozen_retries + 1):
         again = np.flatnonzero(frozen)
         if again.size == 0:
@@ -151,7 +153,7 @@ def resample_frozen(student: StudentCheckpoint, synthetic: SyntheticSet, fewshot
                         replace(config, seed=retry_seed(config.seed, round_)), None, None, World())
         for k, i in enumerate(again):
             features[i], joints[i] = retry.features[k], retry.joints[k]
-        frozen[again] = frozen_mask(retry.joints, synthetic.labels[again], reference, reference_labels, classes)
+        frozen[again] = frozen_against(retry.joints, synthetic.labels[again], class_speeds)
     log.info("generate: %d samples frozen, %d after %d re-sampling rounds", first, int(frozen.sum()), rounds)
     resampled = SyntheticSet(features, joints, synthetic.labels, list(synthetic.class_names))
     return resampled, FrozenResampling(first, int(frozen.sum()), rounds)
