@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kinemic.params import load_params
 from kinemic.results import (
     ALL_REAL,
     FULL,
@@ -175,6 +176,20 @@ def test_the_benchmark_queue_runs_every_method_on_every_draw():
     assert names == [f"benchmark-{m}-d{d}-g42" for d in (0, 1, 2) for m in ("full", "zeroshot")]
     for command, draw in zip(commands, (0, 0, 1, 1, 2, 2), strict=True):
         assert command[6:8] == profile and f"prepare_target.seed={draw}" in command
+
+
+def test_a_study_queue_adds_its_override_to_every_run_and_refuses_the_scripts_own_keys():
+    module = load_module("scripts/queue_results.py")
+    commands = module.queue_commands([42, 43], ["full"], None, [0], "frozen3-", ["generate.frozen_retries=3"])
+    names = [c[c.index("-n") + 1] for c in commands]
+    assert names == ["frozen3-full-d0-g42", "frozen3-full-d0-g43"]  # the default run is queued too: it differs
+    assert all("generate.frozen_retries=3" in c and "prepare_target.seed=0" in c for c in commands)
+    params = load_params(REPO / "params.yaml")
+    module.check_extra_sets(["generate.frozen_retries=3", "train.window_speed_ratio=3.0"], params)
+    for bad, says in [("train.seed=7", "sets it per run"), ("train.use_dww=false", "sets it per run"),
+                      ("generate.frozen_retries", "KEY=VALUE"), ("generate.no_such=1", "no such param")]:
+        with pytest.raises(SystemExit, match=says):
+            module.check_extra_sets([bad], params)
 
 
 def test_saved_runs_read_back_equal_and_pool_without_doubles(tmp_path):
