@@ -137,6 +137,20 @@ def read_runs(dvc_args: Sequence[str], saved: Iterable[Path] = ()) -> list[Run]:
     return unique_runs([*dvc_runs(json.loads(shown.stdout)), *(run for path in saved for run in load_runs(path))])
 
 
+def outputs_not_in_cache(status: Mapping[str, Any]) -> list[str]:
+    """The outputs `dvc status --json` reports as "not in cache", as "stage: path".
+
+    A queued experiment starts from the committed dvc.lock; where a stage of it is restored from the run cache, DVC
+    loads the lock's own entries from the cache and fails ("failed to load directory ... .dir") when the workspace's
+    outputs were never made here (a fresh clone before its first `dvc repro`)."""
+    missing = []
+    for stage, entries in status.items():
+        for entry in entries if isinstance(entries, list) else []:
+            outs = entry.get("changed outs", {}) if isinstance(entry, Mapping) else {}
+            missing += [f"{stage}: {path}" for path, state in outs.items() if state == "not in cache"]
+    return missing
+
+
 def add_saved_runs_options(parser: argparse.ArgumentParser) -> None:
     """`--runs FILE` (repeatable: saved runs to pool with the experiments) and `--save-runs FILE` for a script that
     reads runs: a study's runs committed beside its table outlive the experiments (`save_runs`)."""

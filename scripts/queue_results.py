@@ -20,6 +20,7 @@ draw) and `--name` replaces the name prefix; a key the script sets itself, or on
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ if str(REPO) not in sys.path:
 
 from kinemic.params import load_params  # noqa: E402
 from kinemic.profiles import dvc_set_args  # noqa: E402
+from kinemic.results import outputs_not_in_cache  # noqa: E402
 
 METHODS = {  # experiment name -> the -S overrides of the paper's rows (README "Methods and ablations")
     "full": [],
@@ -84,6 +86,18 @@ def check_extra_sets(extra_sets: list[str], params: dict) -> None:
             raise SystemExit(f"--set {key}: no such param in params.yaml (section.name, e.g. generate.frozen_retries)")
 
 
+def check_cache_is_filled() -> None:
+    """Refuse to queue before the workspace's own outputs are in the DVC cache (outputs_not_in_cache says why)."""
+    shown = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise SystemExit(f"`dvc status --json` failed: {shown.stderr.strip()}")
+    if missing := outputs_not_in_cache(json.loads(shown.stdout or "{}")):
+        raise SystemExit(
+            f"{len(missing)} outputs of dvc.lock are not in the DVC cache (e.g. {', '.join(missing[:3])}); queued "
+            "experiments that reuse a cached stage then fail with 'failed to load directory'. Run `dvc repro` once "
+            "(or `dvc pull`), then queue again.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator-seeds", type=int, nargs="+", default=[42, 43, 44])
@@ -99,6 +113,8 @@ def main() -> None:
     check_extra_sets(args.extra_sets, load_params(args.params))
     profile_args = dvc_set_args(args.profile, args.params) if args.profile else None
     prefix = f"{args.name or args.profile}-" if (args.name or args.profile) else ""
+    if not args.dry_run:
+        check_cache_is_filled()
     for command in queue_commands(args.generator_seeds, args.methods, profile_args, args.draws, prefix,
                                   args.extra_sets):
         print(" ".join(command))

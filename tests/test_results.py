@@ -17,6 +17,7 @@ from kinemic.results import (
     load_runs,
     markdown,
     method_label,
+    outputs_not_in_cache,
     read_runs,
     row_stats,
     save_runs,
@@ -190,6 +191,21 @@ def test_a_study_queue_adds_its_override_to_every_run_and_refuses_the_scripts_ow
                       ("generate.frozen_retries", "KEY=VALUE"), ("generate.no_such=1", "no such param")]:
         with pytest.raises(SystemExit, match=says):
             module.check_extra_sets([bad], params)
+
+
+def test_outputs_missing_from_the_cache_are_named_and_others_are_not():
+    """`dvc status --json` of a checkout whose lock outputs were never made here, beside changes that are fine."""
+    status = {
+        "synthesize": [{"changed outs": {"data/raw/synthetic": "not in cache"}}],
+        "train": [{"changed deps": {"data/mining": "modified"}},
+                  {"changed outs": {"models/student": "not in cache", "plots/train": "deleted"}}],
+        "report": [{"changed deps": {"data/eval": "modified"}}],
+        "data.dvc": [{"changed outs": {"data": "modified"}}],
+        "always": ["always changed"],
+    }
+    assert outputs_not_in_cache(status) == ["synthesize: data/raw/synthetic", "train: models/student"]
+    assert outputs_not_in_cache({"train": [{"changed outs": {"models/student": "deleted"}}]}) == []
+    assert outputs_not_in_cache({}) == []
 
 
 def test_saved_runs_read_back_equal_and_pool_without_doubles(tmp_path):
