@@ -4,7 +4,7 @@
     python scripts/queue_results.py --profile benchmark --draws 0 1 2 --generator-seeds 42 --methods full zeroshot
     python scripts/queue_results.py --profile benchmark --draws 0 --generator-seeds 42 43 --methods full \
         --set generate.frozen_retries=3 --name frozen3          # a study: the same runs with a param changed
-    dvc queue start -j 1 && python scripts/results_table.py
+    python scripts/run_queue.py && python scripts/results_table.py
 
 Each method runs once per generator seed (`train.seed`, the student's training and hence its samples; 42 is the
 default run's). The classifier seeds are `evaluate.seeds` inside every run, the same for all, so results_table pairs
