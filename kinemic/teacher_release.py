@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kinemic.checkpoints import load_torch_file
+from kinemic.checkpoints import atomic_torch_save, load_torch_file
 from kinemic.corpus import PreparedPrior
 from kinemic.io import write_json
 from kinemic.models.mdm import MDM
@@ -45,6 +45,8 @@ from kinemic.teacher import (
     TeacherCheckpoint,
     TeacherConfig,
     TextEmbedder,
+    WeightAverage,
+    build_mdm_config,
     pretrain_teacher,
     prior_hash,
     run_fingerprint,
@@ -321,6 +323,51 @@ def train_in_snapshots(prior: PreparedPrior, embed: TextEmbedder, config: Teache
                                   time.perf_counter() - start))
         stop += every
     return snapshots
+
+
+def resume_state_from_weights(teacher: TeacherCheckpoint, config: TeacherConfig) -> dict[str, Any]:
+    """The loop state a recipe variant starts from when all it has is a teacher's weights (a release, a snapshot):
+    raw weights and EMA both equal to them, a fresh AdamW, no loss history, random streams seeded from the recipe's
+    seed and the teacher's step.
+
+    Unlike another run's resume checkpoint, this state has lost the optimizer's moments and the raw weights the EMA
+    averaged, so the variant is a fine-tune, not a continuation: `teacher.source: pretrain` cannot replay it, and
+    `release_teacher.py publish` refuses to ship its snapshots. It is for recipe studies from the released weights.
+    """
+    wanted = build_mdm_config(config, teacher.model.config.text_dim)
+    if teacher.model.config != wanted:
+        differ = {k: (getattr(teacher.model.config, k), getattr(wanted, k)) for k in dataclasses.asdict(wanted)
+                  if getattr(teacher.model.config, k) != getattr(wanted, k)}
+        raise ValueError(f"the teacher's model is not the recipe's (teacher, recipe): {differ}; set teacher.model in "
+                         "the recipe to the teacher's")
+    if dict(teacher.text_encoder) != config.text.to_dict():
+        raise ValueError(f"the teacher was trained with text encoder {teacher.text_encoder}, the recipe asks for "
+                         f"{config.text.to_dict()}; set teacher.text in the recipe to the teacher's")
+    if teacher.step > config.forked_at:
+        raise ValueError(f"the teacher is at step {teacher.step}, past the step where the recipe starts to differ "
+                         f"({config.forked_at}: the latest teacher.*_from_step of a term that is on); set that "
+                         "*_from_step to the teacher's step or later")
+    model = MDM.from_config(wanted)
+    model.load_state_dict(teacher.model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state: dict[str, Any] = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "losses": [],
+                             "step": int(teacher.step), "running": 0.0, "count": 0}
+    if config.ema_decay > 0:
+        ema = WeightAverage(model, config.ema_decay)
+        ema.update(model)
+        state["ema"] = ema.state_dict()
+    streams = np.random.default_rng([config.seed, teacher.step])
+    torch_seed, global_seed = (int(v) for v in streams.integers(2**62, size=2))
+    return {**state, "numpy_rng": streams.bit_generator.state,
+            "torch_rng": torch.Generator().manual_seed(torch_seed).get_state(),
+            "global_rng": torch.Generator().manual_seed(global_seed).get_state()}
+
+
+def seed_resume_from_weights(path: Path, teacher: TeacherCheckpoint, config: TeacherConfig) -> None:
+    """Write `resume_state_from_weights` as a run's resume checkpoint (`run_resume_path`), atomically."""
+    state = resume_state_from_weights(teacher, config)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(state, Path(path))
 
 
 def run_resume_path(resume_dir: Path, config: TeacherConfig, prior: PreparedPrior, embed: TextEmbedder) -> Path:

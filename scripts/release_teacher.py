@@ -4,6 +4,8 @@
     python scripts/release_teacher.py train [--recipe releases/teacher/recipe.yaml] [--until 16000] [--every 2000]
     #    a variant that changes the recipe from step S on (`teacher.velocity_from_step: S`, `high_noise_from_step`)
     #    can start from that run's resume checkpoint at S or before instead of step 0: --init-from PATH
+    #    a recipe study from the released weights (a fresh optimizer; never published):
+    #    --init-from releases/teacher/teacher.pt
     # 2. score every snapshot with the report card (EMA against raw weights, and where the card plateaus)
     python scripts/release_teacher.py cards [--snapshots .release/teacher] [--out .release/teacher/cards.tsv]
     # 3. publish one snapshot as releases/teacher/{teacher.pt,release.json}
@@ -23,6 +25,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,7 +37,13 @@ from kinemic.recogniser import RecogniserConfig
 from kinemic.runtime import apply_threads, platform_facts
 from kinemic.teacher import HIGH_NOISE_BAND, LoggedStep, TeacherCheckpoint, TeacherConfig
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card
-from kinemic.teacher_release import run_resume_path, train_in_snapshots, write_release
+from kinemic.teacher_release import (
+    file_sha256,
+    run_resume_path,
+    seed_resume_from_weights,
+    train_in_snapshots,
+    write_release,
+)
 
 WORK = Path(".release/teacher")
 
@@ -55,33 +64,50 @@ def _train(args: argparse.Namespace) -> None:
         log.write(f"{row.step}\t{row.loss:.6f}\t{time.time():.1f}\n")
         log.flush()
 
+    facts_path = args.snapshots / "facts.json"
+    started = json.loads(facts_path.read_text()).get("init_from") if facts_path.is_file() else None
     if args.init_from is not None:
-        _seed_resume(args.init_from, args.snapshots / "resume", config, prior, embed)
-    facts = {"hardware": platform_facts(config.device), "until": args.until}
-    (args.snapshots / "facts.json").write_text(json.dumps(facts, indent=2))
+        started = _seed_resume(args.init_from, args.snapshots / "resume", config, prior, embed) or started
+    facts = {"hardware": platform_facts(config.device), "until": args.until,
+             **({"init_from": started} if started else {})}
+    facts_path.write_text(json.dumps(facts, indent=2))
     for snap in train_in_snapshots(prior, embed, config, spec.to_dict(), args.snapshots / "resume", args.snapshots,
                                    args.every, args.until, progress):
         print(f"step {snap.step}: {snap.raw} ({snap.seconds:.0f} s)", flush=True)
 
 
-def _seed_resume(source: Path, resume_dir: Path, config: TeacherConfig, prior: PreparedPrior, embed) -> None:
+def _seed_resume(source: Path, resume_dir: Path, config: TeacherConfig, prior: PreparedPrior, embed
+                 ) -> dict[str, Any] | None:
     """Start a recipe variant from another run's loop state (weights, optimizer, EMA, random streams) by writing it as
-    this run's resume checkpoint; a run that already has one keeps it. The variant's steps up to the source's step are
-    then the source's, so its snapshots' step counts stay total training steps."""
+    this run's resume checkpoint; a run that already has one keeps it (and None is returned). The variant's steps up
+    to the source's step are then the source's, so its snapshots' step counts stay total training steps.
+
+    `source` may also be a teacher checkpoint (`releases/teacher/teacher.pt`, an `ema_*.pt` snapshot): the variant
+    then fine-tunes those weights with a fresh optimizer (`kinemic.teacher_release.resume_state_from_weights`), which
+    `publish` will not ship. Returns what the run started from, for facts.json."""
     target = run_resume_path(resume_dir, config, prior, embed)
     if target.is_file():
         print(f"{target} exists: resuming it, not {source}")
-        return
-    step = int(load_torch_file(source)["step"])
-    if step > config.forked_at:
-        raise SystemExit(f"{source} is at step {step}, past the step where the recipe starts to differ "
+        return None
+    loaded = load_torch_file(source)
+    started = {"path": str(source), "sha256": file_sha256(source), "step": int(loaded["step"])}
+    if "optimizer" not in loaded:  # a teacher checkpoint: weights only
+        try:
+            seed_resume_from_weights(target, TeacherCheckpoint.load(source), config)
+        except ValueError as err:
+            raise SystemExit(f"cannot fine-tune {source} with this recipe: {err}") from None
+        print(f"fine-tuning the weights of {source} (step {started['step']}) with a fresh optimizer")
+        return {**started, "kind": "weights"}
+    if started["step"] > config.forked_at:
+        raise SystemExit(f"{source} is at step {started['step']}, past the step where the recipe starts to differ "
                          f"({config.forked_at}: the latest teacher.*_from_step of a term that is on): the variant "
                          "would have trained steps its recipe does not describe. Start from a checkpoint at or before "
                          "that step (e.g. the kept .release/teacher/resume_012500.pt), or set that *_from_step to the "
                          "checkpoint's step.")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
-    print(f"starting from {source} (step {step})")
+    print(f"starting from {source} (step {started['step']})")
+    return {**started, "kind": "resume"}
 
 
 def _card_inputs(prior: PreparedPrior, args: argparse.Namespace):
@@ -113,6 +139,8 @@ def _publish(args: argparse.Namespace) -> None:
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
     card = teacher_card(teacher, embed, _card_inputs(prior, args), CardConfig())
     facts = json.loads((args.snapshot.parent / "facts.json").read_text())
+    _refuse_fine_tunes_of_weights(facts, [json.loads((run / "facts.json").read_text()) for run in args.lineage
+                                          if (run / "facts.json").is_file()])
     logs = [run / "train_log.tsv" for run in [*args.lineage, args.snapshot.parent]]
     missing = [str(path) for path in logs if not path.is_file()]
     if missing:
@@ -127,6 +155,18 @@ def _publish(args: argparse.Namespace) -> None:
                                                       else ""))
     print(card.table())
     print(f"published step {manifest.step} to {args.release} (sha256 {manifest.sha256[:12]}...)")
+
+
+def _refuse_fine_tunes_of_weights(facts: dict[str, Any], lineage: list[dict[str, Any]]) -> None:
+    """A release must be what `teacher.source: pretrain` replays from its recipe; a run started from bare weights
+    (`train --init-from teacher.pt`) restarted its optimizer there, which no recipe describes."""
+    for run in [*lineage, facts]:
+        started = run.get("init_from") or {}
+        if started.get("kind") == "weights":
+            raise SystemExit(f"this run (or one it started from) fine-tuned the weights of {started['path']} with a "
+                             "fresh optimizer: `teacher.source: pretrain` cannot reproduce it, so it is not published. "
+                             "Train the recipe as one run (--init-from a resume checkpoint of its parent run, or from "
+                             "step 0) to release it.")
 
 
 def _card_text(manifest, table: str, cards_tsv: str) -> str:
@@ -202,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--snapshot", type=Path, help="the snapshot to publish")
     parser.add_argument("--release", type=Path, default=Path("releases/teacher"))
     parser.add_argument("--init-from", type=Path, help="train: start from this resume checkpoint of another run "
-                        "(a recipe variant fine-tuned from it)")
+                        "(a recipe variant fine-tuned from it), or fine-tune a teacher checkpoint's weights")
     parser.add_argument("--lineage", type=Path, nargs="*", default=[],
                         help="publish: snapshot folders of the runs the snapshot's run started from (--init-from), "
                         "oldest first; their logs give the steps before the fork (loss curve and wall time)")

@@ -25,12 +25,13 @@ from kinemic.teacher_release import (
     read_losses,
     release_recipe,
     run_resume_path,
+    seed_resume_from_weights,
     train_in_snapshots,
     write_release,
 )
 from kinemic.text import EmbeddingCache, build_encoder
 from tests.script_modules import load_module
-from tests.test_teacher import RECIPE, _config, _fake_embed, _tiny_prior
+from tests.test_teacher import RECIPE, TINY_MODEL, _config, _fake_embed, _tiny_prior
 
 TEXT = {"name": "fake"}
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,3 +336,68 @@ def test_release_card_names_the_terms_that_start_later():
         "velocity_weight": 1.0, "velocity_from_step": 12500, "high_noise_share": 0.5, "high_noise_from_step": 22000}))
     assert "velocity term 1.0 from step 12500" in words and "0.5 of every batch" in words and "22000" in words
     assert script._later_terms_words(SimpleNamespace(recipe={"velocity_weight": 0.0})) == ""
+
+
+def _fine_tune_source(tmp_path):
+    """A tiny teacher at step 4 (EMA weights, as a release holds) whose text encoder is the recipe's."""
+    prior = _tiny_prior()
+    config = _config(steps=4, ema_decay=0.7)
+    teacher = pretrain_teacher(prior, _fake_embed, config, config.text.to_dict()).teacher
+    teacher.save(tmp_path / "teacher.pt")
+    return prior, teacher
+
+
+def _fine_tune(**overrides) -> TeacherConfig:
+    fields = dict(steps=12, ema_decay=0.7, checkpoint_every=2, velocity_weight=1.0, velocity_from_step=4)
+    return _config(**{**fields, **overrides})
+
+
+def test_a_fine_tune_of_weights_starts_at_them_and_replays(tmp_path):
+    """--init-from teacher.pt: the variant's loop starts at the teacher's step with its weights as both raw and EMA
+    weights and a fresh optimizer, then trains reproducibly (the random streams come from the recipe's seed)."""
+    prior, teacher = _fine_tune_source(tmp_path)
+    config = _fine_tune()
+    runs = []
+    for name in ("a", "b"):
+        path = run_resume_path(tmp_path / name, config, prior, _fake_embed)
+        seed_resume_from_weights(path, teacher, config)
+        state = torch.load(path, weights_only=False)
+        assert state["step"] == 4 and state["losses"] == [] and state["optimizer"]["state"] == {}
+        for key, value in teacher.model.state_dict().items():
+            torch.testing.assert_close(state["model"][key], value, rtol=0, atol=0)
+            if key in state["ema"]["shadow"]:
+                torch.testing.assert_close(state["ema"]["shadow"][key], value, rtol=0, atol=0)
+        result = pretrain_teacher(prior, _fake_embed, config, config.text.to_dict(), resume_dir=tmp_path / name,
+                                  stop_after=6)
+        assert result.resumed_from == 4 and result.teacher.step == 6
+        runs.append(result.teacher.model)
+    _assert_same_weights(runs[0], runs[1])
+    assert any(not torch.equal(teacher.model.state_dict()[k], v) for k, v in runs[0].state_dict().items())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model": {**TINY_MODEL, "latent_dim": 48}}, "not the recipe's"),
+    ({"velocity_from_step": 2}, "past the step where the recipe starts to differ"),
+    ({"text": {"encoder": "clip", "options": {}, "normalize": True}}, "text encoder"),
+])
+def test_a_fine_tune_of_weights_refuses_a_recipe_that_does_not_fit(tmp_path, overrides, message):
+    _, teacher = _fine_tune_source(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        seed_resume_from_weights(tmp_path / "resume.pt", teacher, _fine_tune(**overrides))
+    assert not (tmp_path / "resume.pt").exists()
+
+
+def test_init_from_a_teacher_checkpoint_is_recorded_and_never_published(tmp_path):
+    """The script tells a teacher checkpoint from a resume checkpoint, records what the run started from, and
+    `publish` refuses any run whose lineage fine-tuned bare weights: no recipe replays its optimizer restart."""
+    prior, _ = _fine_tune_source(tmp_path)
+    script = _release_script()
+    started = script._seed_resume(tmp_path / "teacher.pt", tmp_path / "run", _fine_tune(), prior, _fake_embed)
+    assert started["kind"] == "weights" and started["step"] == 4 and len(started["sha256"]) == 64
+    assert run_resume_path(tmp_path / "run", _fine_tune(), prior, _fake_embed).is_file()
+    assert script._seed_resume(tmp_path / "teacher.pt", tmp_path / "run", _fine_tune(), prior, _fake_embed) is None
+    script._refuse_fine_tunes_of_weights({"init_from": {**started, "kind": "resume"}}, [{}])
+    with pytest.raises(SystemExit, match="fresh optimizer"):
+        script._refuse_fine_tunes_of_weights({"init_from": started}, [])
+    with pytest.raises(SystemExit, match="fresh optimizer"):
+        script._refuse_fine_tunes_of_weights({}, [{"init_from": started}])
