@@ -401,3 +401,12 @@ def test_init_from_a_teacher_checkpoint_is_recorded_and_never_published(tmp_path
         script._refuse_fine_tunes_of_weights({"init_from": started}, [])
     with pytest.raises(SystemExit, match="fresh optimizer"):
         script._refuse_fine_tunes_of_weights({}, [{"init_from": started}])
+
+
+@pytest.mark.parametrize("name", ["finetune_release", "finetune_release_velocity4"])
+def test_fine_tune_recipes_of_the_release_fork_at_its_step(name):
+    """The README's fine-tunes of the released weights (docs/results/teacher_recipes/finetune_*.yaml) describe the
+    release's model and text encoder and fork at its step, so `--init-from releases/teacher/teacher.pt` accepts them."""
+    recipe, release = _recipe(RECIPES / f"{name}.yaml"), _recipe()
+    assert recipe.forked_at == ReleaseManifest.read(RELEASE).step
+    assert recipe.model == release.model and recipe.text == release.text
