@@ -325,6 +325,16 @@ def train_in_snapshots(prior: PreparedPrior, embed: TextEmbedder, config: Teache
     return snapshots
 
 
+def check_fork(step: int, config: TeacherConfig, source: str) -> None:
+    """A recipe variant may start from a state at or before the step where it starts to differ from the run it varies
+    (`TeacherConfig.forked_at`); from a later one it would hold steps its recipe does not describe."""
+    if step > config.forked_at:
+        raise ValueError(f"{source} is at step {step}, past the step where the recipe starts to differ "
+                         f"({config.forked_at}: the latest teacher.*_from_step of a term that is on): the variant "
+                         "would have trained steps its recipe does not describe. Start from a state at or before that "
+                         "step, or set that *_from_step to its step.")
+
+
 def resume_state_from_weights(teacher: TeacherCheckpoint, config: TeacherConfig) -> dict[str, Any]:
     """The loop state a recipe variant starts from when all it has is a teacher's weights (a release, a snapshot):
     raw weights and EMA both equal to them, a fresh AdamW, no loss history, random streams seeded from the recipe's
@@ -343,12 +353,8 @@ def resume_state_from_weights(teacher: TeacherCheckpoint, config: TeacherConfig)
     if dict(teacher.text_encoder) != config.text.to_dict():
         raise ValueError(f"the teacher was trained with text encoder {teacher.text_encoder}, the recipe asks for "
                          f"{config.text.to_dict()}; set teacher.text in the recipe to the teacher's")
-    if teacher.step > config.forked_at:
-        raise ValueError(f"the teacher is at step {teacher.step}, past the step where the recipe starts to differ "
-                         f"({config.forked_at}: the latest teacher.*_from_step of a term that is on); set that "
-                         "*_from_step to the teacher's step or later")
-    model = MDM.from_config(wanted)
-    model.load_state_dict(teacher.model.state_dict())
+    check_fork(teacher.step, config, "the teacher")
+    model = teacher.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state: dict[str, Any] = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "losses": [],
                              "step": int(teacher.step), "running": 0.0, "count": 0}

@@ -38,6 +38,7 @@ from kinemic.runtime import apply_threads, platform_facts
 from kinemic.teacher import HIGH_NOISE_BAND, LoggedStep, TeacherCheckpoint, TeacherConfig
 from kinemic.teacher_card import CardConfig, prepare_card, teacher_card
 from kinemic.teacher_release import (
+    check_fork,
     file_sha256,
     run_resume_path,
     seed_resume_from_weights,
@@ -98,12 +99,10 @@ def _seed_resume(source: Path, resume_dir: Path, config: TeacherConfig, prior: P
             raise SystemExit(f"cannot fine-tune {source} with this recipe: {err}") from None
         print(f"fine-tuning the weights of {source} (step {started['step']}) with a fresh optimizer")
         return {**started, "kind": "weights"}
-    if started["step"] > config.forked_at:
-        raise SystemExit(f"{source} is at step {started['step']}, past the step where the recipe starts to differ "
-                         f"({config.forked_at}: the latest teacher.*_from_step of a term that is on): the variant "
-                         "would have trained steps its recipe does not describe. Start from a checkpoint at or before "
-                         "that step (e.g. the kept .release/teacher/resume_012500.pt), or set that *_from_step to the "
-                         "checkpoint's step.")
+    try:
+        check_fork(started["step"], config, str(source))
+    except ValueError as err:
+        raise SystemExit(f"{err} (e.g. the kept .release/teacher/resume_012500.pt)") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     print(f"starting from {source} (step {started['step']})")
