@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -483,24 +484,54 @@ class ConditionalDenoiser(Protocol):
     def __call__(self, x_t: Tensor, t: Tensor, *, text_emb=None, action=None, uncond=False, mask=None) -> Tensor: ...
 
 
+@dataclass(frozen=True)
+class Autoguidance:
+    """Guidance by a weaker version of the same denoiser: autoguidance (Karras et al. 2024, "Guiding a Diffusion
+    Model with a Bad Version of Itself").
+
+    The guided x0 prediction gains `(weight - 1) * (cond - guide_cond)`: away from what a less-trained model of the same
+    conditioning predicts, where classifier-free guidance pushes away from the unconditional prediction (and towards
+    the conditional mean, the held pose of a periodic motion whose phase is not yet chosen). `from_step` applies it
+    only at base-schedule steps t >= from_step, the top of the schedule where a sample's phase is picked; below it
+    the strong model alone carries the motion (a guidance interval, Kynkaanniemi et al. 2024).
+    """
+
+    guide: ConditionalDenoiser
+    weight: float = 2.0  # 1 = no autoguidance
+    from_step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.weight < 1.0:
+            raise ValueError(f"autoguidance weight must be >= 1 (1 = off), got {self.weight}")
+        if self.from_step < 0:
+            raise ValueError(f"autoguidance from_step must be >= 0, got {self.from_step}")
+
+
 def classifier_free_guidance(
     model: ConditionalDenoiser,
     scale: float | Tensor,
     text_emb: Tensor | None = None,
     action: Tensor | None = None,
     mask: Tensor | None = None,
+    autoguidance: Autoguidance | None = None,
 ) -> ModelFn:
     """Wrap a conditional denoiser into `model_fn(x_t, t)` returning uncond + scale * (cond - uncond).
 
     Guidance acts on the x0 prediction, as MDM's `ClassifierFreeSampleModel`. Both passes run as ONE forward of batch
     2B (the condition duplicated, `uncond` set per sample on the second half), which halves the number of kernel
     launches and keeps matrix products large. `scale` is a float or a (B,) tensor. `scale == 1` (a float) is the
-    conditional prediction alone, computed without the unconditional half.
+    conditional prediction alone, computed without the unconditional half. `autoguidance` adds
+    `(weight - 1) * (cond - guide's cond)` where it applies (`Autoguidance`; the guide runs only at those steps).
     """
-    if getattr(model, "training", False):
-        log.warning("classifier_free_guidance: the model is in train mode; condition dropout will corrupt sampling")
+    if getattr(model, "training", False) or getattr(getattr(autoguidance, "guide", None), "training", False):
+        log.warning("classifier_free_guidance: a model is in train mode; condition dropout will corrupt sampling")
+    last_cond: list[Tensor] = []  # the strong model's conditional prediction of the latest call, for autoguidance
     if not isinstance(scale, Tensor) and scale == 1.0:
-        return lambda x_t, t: model(x_t, t, text_emb=text_emb, action=action, mask=mask)
+        def conditional(x_t: Tensor, t: Tensor) -> Tensor:
+            last_cond[:] = [model(x_t, t, text_emb=text_emb, action=action, mask=mask)]
+            return last_cond[0]
+
+        return _with_autoguidance(conditional, last_cond, autoguidance, text_emb, action, mask)
 
     def doubled(value: Tensor | None) -> Tensor | None:
         return None if value is None else torch.cat([value, value], dim=0)  # (2B, ...)
@@ -512,7 +543,28 @@ def classifier_free_guidance(
         uncond = torch.arange(2 * batch, device=x_t.device) >= batch  # (2B,): second half is the null condition
         out = model(doubled(x_t), doubled(t), text_emb=text2, action=action2, uncond=uncond, mask=mask2)
         cond, null = out[:batch], out[batch:]
+        last_cond[:] = [cond]
         weight = scale.to(x_t.device).view(-1, *([1] * (x_t.dim() - 1))) if isinstance(scale, Tensor) else scale
         return null + weight * (cond - null)
 
-    return guided
+    return _with_autoguidance(guided, last_cond, autoguidance, text_emb, action, mask)
+
+
+def _with_autoguidance(guided: ModelFn, last_cond: list[Tensor], autoguidance: Autoguidance | None,
+                       text_emb: Tensor | None, action: Tensor | None, mask: Tensor | None) -> ModelFn:
+    """`guided` plus autoguidance's term at the steps it applies to; `guided` leaves the strong model's conditional
+    prediction in `last_cond`, so the strong model runs once per step as without autoguidance."""
+    if autoguidance is None or autoguidance.weight == 1.0:
+        return guided
+    guide, extra, from_step = autoguidance.guide, autoguidance.weight - 1.0, autoguidance.from_step
+
+    def autoguided(x_t: Tensor, t: Tensor) -> Tensor:
+        out = guided(x_t, t)
+        on = t >= from_step  # (B,)
+        if not bool(on.any()):
+            return out
+        cond = last_cond[0]
+        weak = guide(x_t, t, text_emb=text_emb, action=action, mask=mask)
+        return out + extra * on.to(out.dtype).view(-1, *([1] * (x_t.dim() - 1))) * (cond - weak)
+
+    return autoguided

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from kinemic.diffusion import (
+    Autoguidance,
     GaussianDiffusion,
     ScheduleSampler,
     classifier_free_guidance,
@@ -70,6 +71,7 @@ def sample_motions(
     steps: int | None = None,
     batches: Sequence[int] | None = None,
     spacing: str | None = None,
+    autoguidance: Autoguidance | None = None,
 ) -> Samples:
     """Generate `len(request.lengths)` motions, `batch_size` at a time, reproducibly from `seed`.
 
@@ -81,6 +83,7 @@ def sample_motions(
     with `steps` steps of the model's base schedule (None: every step of `diffusion`, respaced or not), or a sampler
     object already built on the model's schedule (then `steps` must be None: the object carries its own).
     `spacing` (`kinemic.diffusion.SPACINGS`; None: the named sampler's default) picks which `steps` steps.
+    `autoguidance` adds guidance by a weaker version of the model (`kinemic.diffusion.Autoguidance`) to the CFG.
 
     `batches` (indices of the `batch_size` batches, see `batch_count`) samples only those batches, each exactly as the
     whole request samples it: the generator makes the random draws of the batches left out before them, and nothing
@@ -121,6 +124,7 @@ def sample_motions(
             text_emb=None if text is None else text.to(device),
             action=None if action is None else action.to(device),
             mask=mask,
+            autoguidance=autoguidance,
         )
         step_progress = None
         if progress is not None:  # fractional samples after every denoising step: a batch takes minutes on a CPU

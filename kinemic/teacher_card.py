@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from kinemic import metrics  # noqa: E402
 from kinemic.corpus import PreparedPrior  # noqa: E402
-from kinemic.diffusion import SPACINGS  # noqa: E402
+from kinemic.diffusion import SPACINGS, Autoguidance  # noqa: E402
 from kinemic.frozen import frozen_share, per_motion_dynamics  # noqa: E402
 from kinemic.motion import features_to_joints  # noqa: E402
 from kinemic.recogniser import (  # noqa: E402
@@ -71,6 +71,8 @@ class CardConfig:
     sampler: str = "ancestral"  # ancestral | ddim | dpmpp_2m (kinemic.samplers): the card of a fast sampler
     spacing: str = "default"  # which sampling_steps steps: official | trailing | high_noise; default: the sampler's
     guidance: float = 2.5
+    guide_weight: float = 1.0  # autoguidance by a weaker teacher (teacher_card's `guide`); 1 = off
+    guide_from_step: int = 0  # autoguidance only at base steps t >= this (the top of the schedule)
     real_per_primitive: int = 30  # held-out real segments per primitive: the FID and dynamics reference
     min_frames: int = 16  # shortest sample requested (lengths follow the primitive's real segments)
     length: int = 0  # N > 0: every sample N frames (overrides min_frames), the same prompts (freezing grows with N)
@@ -93,6 +95,9 @@ class CardConfig:
             raise ValueError(f"card.length must be 0 (the real segments' lengths) or >= 3, got {self.length}")
         if self.min_frames < 3:
             raise ValueError(f"card.min_frames must be >= 3 (acceleration needs 3 frames), got {self.min_frames}")
+        if self.guide_weight < 1.0 or self.guide_from_step < 0:
+            raise ValueError(f"card.guide_weight must be >= 1 and card.guide_from_step >= 0, got "
+                             f"{self.guide_weight} and {self.guide_from_step}")
         if not 0.0 < self.tolerance < 1.0:
             raise ValueError(f"card.tolerance must lie in (0, 1), got {self.tolerance}")
 
@@ -373,13 +378,44 @@ def card_request(inputs: CardInputs, config: CardConfig, max_frames: int) -> Car
     return CardRequest(prompts, np.array(labels, dtype=np.int64), lengths_arr)
 
 
+def check_guide(teacher: TeacherCheckpoint, guide: TeacherCheckpoint) -> None:
+    """Refuse a guide that does not denoise the teacher's own space: autoguidance subtracts the two models' x0
+    predictions, which only means something for the same features, statistics, schedule and text condition."""
+    problems = []
+    if guide.text_encoder != teacher.text_encoder:
+        problems.append(f"text encoder {guide.text_encoder} against the teacher's {teacher.text_encoder}")
+    if (guide.diffusion_steps, guide.noise_schedule) != (teacher.diffusion_steps, teacher.noise_schedule):
+        problems.append(f"schedule {guide.diffusion_steps} x {guide.noise_schedule} against the teacher's "
+                        f"{teacher.diffusion_steps} x {teacher.noise_schedule}")
+    for name in ("njoints", "text_dim", "num_actions", "mask_frames"):
+        if getattr(guide.model.config, name) != getattr(teacher.model.config, name):
+            problems.append(f"model.{name} {getattr(guide.model.config, name)} against the teacher's "
+                            f"{getattr(teacher.model.config, name)}")
+    if not (np.allclose(guide.stats.mean, teacher.stats.mean, rtol=1e-5, atol=1e-6)
+            and np.allclose(guide.stats.std, teacher.stats.std, rtol=1e-5, atol=1e-6)):
+        problems.append("feature statistics differ (trained on another prior)")
+    if problems:
+        raise ValueError("the autoguidance guide is not a weaker version of this teacher: " + "; ".join(problems)
+                         + ". Guide with an earlier snapshot of the same lineage, e.g. the first release: "
+                         "git show 92147cb:releases/teacher/teacher.pt > guide.pt")
+
+
 def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardInputs,
                  config: CardConfig | None = None,
-                 progress: Callable[[float, int], None] | None = None) -> TeacherCard:
+                 progress: Callable[[float, int], None] | None = None,
+                 guide: TeacherCheckpoint | None = None) -> TeacherCard:
     """Prompt the teacher for every primitive the recogniser knows (`card_request`), sample, and score (see the
-    module docstring). The same teacher, inputs and config give the same card.
+    module docstring). The same teacher, inputs and config give the same card. `guide`, a weaker teacher of the
+    same lineage, autoguides the sampling with `config.guide_weight` from `config.guide_from_step` up.
     """
     config = config or CardConfig()
+    if (guide is None) != (config.guide_weight == 1.0):
+        raise ValueError("card.guide_weight != 1 needs a guide checkpoint, and a guide needs card.guide_weight != 1")
+    autoguidance = None
+    if guide is not None:
+        check_guide(teacher, guide)
+        guide.model.to(config.device).eval()
+        autoguidance = Autoguidance(guide.model, config.guide_weight, config.guide_from_step)
     start = time.perf_counter()
     recogniser = inputs.recogniser
     reference = balanced_reference(inputs.reference, config.real_per_primitive, config.seed)
@@ -395,7 +431,7 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
         samples = sample_motions(teacher.model, diffusion, teacher.stats, request, guidance=config.guidance,
                                  batch_size=config.batch_size, pad_to=teacher.max_frames, seed=config.seed,
                                  device=config.device, progress=progress, sampler=config.sampler,
-                                 steps=sampler_steps, spacing=spacing)
+                                 steps=sampler_steps, spacing=spacing, autoguidance=autoguidance)
     card = score_samples(recogniser, samples.features, asked.labels, reference, config.tolerance, config.seed)
     card = replace(card, seconds=time.perf_counter() - start)
     log.info("teacher card: recognition %.3f, top-3 %.3f, %d/%d primitives within tolerance, %.1f s",

@@ -2,7 +2,8 @@
 
     python scripts/teacher_card.py [--teacher models/teacher/teacher.pt] [--prior data/prepared/prior]
         [--primitives data/raw/synthetic/prior/primitives.parquet] [--samples 10] [--steps 50] [--sampler ancestral]
-        [--guidance 2.5] [--length 80] [--seed 0 | --seeds 0 1 2] [--json card.json] [--plot-dir DIR]
+        [--guidance 2.5] [--guide WEAKER.pt --guide-weight 2 --guide-from 90] [--length 80]
+        [--seed 0 | --seeds 0 1 2] [--json card.json] [--plot-dir DIR]
         [--recogniser recogniser.pt] [--threads 1]
 
 Trains the primitive recogniser on the prior's labelled segments (about 10 s; `--recogniser PATH` reuses one saved
@@ -87,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spacing", default=CardConfig.spacing, choices=("default", *SPACINGS),
                         help="which --steps steps (default: the sampler's own)")
     parser.add_argument("--guidance", type=float, default=CardConfig.guidance)
+    parser.add_argument("--guide", type=Path,
+                        help="autoguidance: a weaker teacher of the same lineage (e.g. the first release, "
+                             "`git show 92147cb:releases/teacher/teacher.pt > guide.pt`)")
+    parser.add_argument("--guide-weight", type=float, default=2.0, help="autoguidance weight w (1 = off)")
+    parser.add_argument("--guide-from", type=int, default=CardConfig.guide_from_step,
+                        help="autoguidance only at base steps t >= this (e.g. 90 of 100: the top of the schedule)")
     parser.add_argument("--length", type=int, default=CardConfig.length,
                         help="every sample this many frames, same prompts (0: the real segments' lengths)")
     parser.add_argument("--seed", type=int, default=CardConfig.seed)
@@ -114,17 +121,22 @@ def main(argv: list[str] | None = None) -> None:
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
     config = CardConfig(samples_per_primitive=args.samples, sampling_steps=args.steps, sampler=args.sampler,
                         spacing=args.spacing, guidance=args.guidance, seed=args.seed, device=args.device,
-                        length=args.length)
-    print(f"teacher {args.teacher} (step {teacher.step}, {teacher.source}):\n")
+                        length=args.length, guide_weight=args.guide_weight if args.guide else 1.0,
+                        guide_from_step=args.guide_from)
+    guide = TeacherCheckpoint.load(args.guide, device=args.device) if args.guide else None
+    print(f"teacher {args.teacher} (step {teacher.step}, {teacher.source})"
+          + (f", autoguided by {args.guide} (step {guide.step}) with weight {args.guide_weight} from t = "
+             f"{args.guide_from}" if guide else "") + ":\n")
     if args.seeds:
-        cards = [teacher_card(teacher, embed, inputs, dataclasses.replace(config, seed=seed)) for seed in args.seeds]
+        cards = [teacher_card(teacher, embed, inputs, dataclasses.replace(config, seed=seed), guide=guide)
+                 for seed in args.seeds]
         spread = _spread(cards, args.seeds)
         print(_spread_table(spread))
         print(f"\n{len(cards)} cards in {time.perf_counter() - start:.1f} s")
         if args.json:
             write_json(args.json, spread)
         return
-    card = teacher_card(teacher, embed, inputs, config)
+    card = teacher_card(teacher, embed, inputs, config, guide=guide)
     print(card.table())
     print(f"\ncard in {card.seconds:.1f} s, {time.perf_counter() - start:.1f} s in all")
     if args.json:

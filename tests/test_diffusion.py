@@ -12,6 +12,7 @@ import torch
 import kinemic.diffusion as diffusion_module
 from kinemic.diffusion import (
     AncestralSampler,
+    Autoguidance,
     GaussianDiffusion,
     classifier_free_guidance,
     cosine_beta_schedule,
@@ -292,6 +293,51 @@ def test_guidance_scale_one_and_per_sample_scales():
         out = classifier_free_guidance(model, scales, text_emb=text)(x, t)
     torch.testing.assert_close(out[0], uncond[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(out[1], uncond[1] + 3.0 * (cond[1] - uncond[1]), atol=1e-5, rtol=0)
+
+
+def test_autoguidance_adds_the_weighted_difference_to_a_weaker_model():
+    """x0 = CFG + (w - 1) (cond - guide's cond), with CFG on or off; the strong model's cond is the CFG pass's own."""
+    model, weak = small_mdm(), small_mdm(latent_dim=16, ff_size=32)
+    gen = torch.Generator().manual_seed(1)
+    x, t, text = torch.randn(2, 5, 6, generator=gen), torch.tensor([40, 80]), torch.randn(2, 8, generator=gen)
+    auto = Autoguidance(weak, weight=3.0)
+    with torch.no_grad():
+        cond = model(x, t, text_emb=text)
+        uncond = model(x, t, text_emb=text, uncond=True)
+        weak_cond = weak(x, t, text_emb=text)
+        guided = classifier_free_guidance(model, 2.5, text_emb=text, autoguidance=auto)(x, t)
+        alone = classifier_free_guidance(model, 1.0, text_emb=text, autoguidance=auto)(x, t)
+    assert not torch.allclose(cond, weak_cond, atol=1e-3)  # a guide that really differs
+    torch.testing.assert_close(guided, uncond + 2.5 * (cond - uncond) + 2.0 * (cond - weak_cond), atol=1e-5, rtol=0)
+    torch.testing.assert_close(alone, weak_cond + 3.0 * (cond - weak_cond), atol=1e-5, rtol=0)
+
+
+def test_autoguidance_applies_only_from_its_step_and_weight_one_is_plain_guidance():
+    model, weak = small_mdm(), small_mdm(latent_dim=16, ff_size=32)
+    x, t, text = torch.randn(2, 5, 6), torch.tensor([10, 95]), torch.randn(2, 8)
+    calls = []
+
+    def counted_guide(*args, **kwargs):
+        calls.append(args[1])
+        return weak(*args, **kwargs)
+
+    counted_guide.training = False
+    with torch.no_grad():
+        plain = classifier_free_guidance(model, 2.5, text_emb=text)(x, t)
+        top = classifier_free_guidance(model, 2.5, text_emb=text,
+                                       autoguidance=Autoguidance(counted_guide, 2.0, from_step=90))(x, t)
+        assert torch.equal(top[0], plain[0]) and not torch.allclose(top[1], plain[1], atol=1e-4)
+        low_t = torch.tensor([10, 20])
+        below = classifier_free_guidance(model, 2.5, text_emb=text,
+                                         autoguidance=Autoguidance(counted_guide, 2.0, from_step=90))(x, low_t)
+        assert torch.equal(below, classifier_free_guidance(model, 2.5, text_emb=text)(x, low_t))
+        off = classifier_free_guidance(model, 2.5, text_emb=text, autoguidance=Autoguidance(weak, 1.0))(x, t)
+    assert len(calls) == 1  # the guide runs only at the steps it guides
+    assert torch.equal(off, plain)
+    with pytest.raises(ValueError, match="weight must be >= 1"):
+        Autoguidance(weak, weight=0.5)
+    with pytest.raises(ValueError, match="from_step must be >= 0"):
+        Autoguidance(weak, from_step=-1)
 
 
 def test_guided_sampling_end_to_end():

@@ -228,14 +228,45 @@ def test_card_with_a_fast_sampler_is_seeded_and_differs_from_ancestral(trained, 
         CardConfig(spacing="quad")
 
 
+def _tiny_teacher(seed: int = 0) -> TeacherCheckpoint:
+    """An untrained 1-layer teacher of 10 diffusion steps and 24 frames, its weights drawn from `seed`."""
+    config = TeacherConfig(model={"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2,
+                                  "mask_frames": True}, diffusion_steps=10, max_frames=24)
+    torch.manual_seed(seed)
+    return TeacherCheckpoint(MDM.from_config(build_mdm_config(config, 16)).eval(), STATS, 10, "cosine",
+                             {"encoder": "fake"}, max_frames=24, source="pretrain")
+
+
+def test_autoguided_card_is_seeded_and_refuses_a_guide_of_another_space(trained):
+    """card.guide_weight scores the teacher autoguided by a weaker one: reproducible, really guided, and a guide that
+    denoises another space (text encoder, statistics, schedule) is refused with what to use instead."""
+    recogniser, held = trained
+    teacher = _tiny_teacher()
+    guide = replace(_tiny_teacher(seed=1), step=0)
+    inputs = CardInputs(recogniser, held)
+    base = CardConfig(samples_per_primitive=3, sampling_steps=3, real_per_primitive=4, seed=1)
+    guided_config = replace(base, guide_weight=2.0, guide_from_step=5)
+    guided = teacher_card(teacher, _fake_embed, inputs, guided_config, guide=guide)
+    assert guided.to_metrics() == teacher_card(teacher, _fake_embed, inputs, guided_config, guide=guide).to_metrics()
+    assert guided.to_metrics() != teacher_card(teacher, _fake_embed, inputs, base).to_metrics()
+    with pytest.raises(ValueError, match="needs a guide checkpoint"):
+        teacher_card(teacher, _fake_embed, inputs, guided_config)
+    with pytest.raises(ValueError, match="needs a guide checkpoint"):
+        teacher_card(teacher, _fake_embed, inputs, base, guide=guide)
+    other_stats = FeatureStats(mean=np.full(263, 0.5, np.float32), std=np.ones(263, np.float32))
+    for wrong, message in ((replace(guide, text_encoder={"encoder": "clip"}), "text encoder"),
+                           (replace(guide, stats=other_stats), "feature statistics differ"),
+                           (replace(guide, diffusion_steps=100), "schedule 100 x cosine")):
+        with pytest.raises(ValueError, match=f"not a weaker version of this teacher: {message}.*git show"):
+            teacher_card(teacher, _fake_embed, inputs, guided_config, guide=wrong)
+    with pytest.raises(ValueError, match="card.guide_weight must be >= 1"):
+        CardConfig(guide_weight=0.5)
+
+
 def test_cards_of_several_seeds_give_each_seeds_numbers_and_their_range(trained):
     """`scripts/teacher_card.py --seeds`: one checkpoint scored per card seed, each seed's headline kept in order."""
     recogniser, held = trained
-    config = TeacherConfig(model={"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2,
-                                  "mask_frames": True}, diffusion_steps=10, max_frames=24)
-    torch.manual_seed(0)
-    teacher = TeacherCheckpoint(MDM.from_config(build_mdm_config(config, 16)).eval(), STATS, 10, "cosine",
-                                {"encoder": "fake"}, max_frames=24, source="pretrain")
+    teacher = _tiny_teacher()
     inputs = CardInputs(recogniser, held)
     cards = [teacher_card(teacher, _fake_embed, inputs, CardConfig(samples_per_primitive=3, sampling_steps=2,
                                                                    real_per_primitive=4, seed=seed))
