@@ -279,3 +279,16 @@ def test_cards_of_several_seeds_give_each_seeds_numbers_and_their_range(trained)
     table = script._spread_table(spread)
     low, high = sorted(spread["fid"])
     assert f"{np.mean(spread['fid']):.3g} [{low:.3g}, {high:.3g}]" in table and table.count("\n") == 4
+
+
+def test_autoguidance_traces_measure_wrist_height_sideways_head_and_shoulder_yaw():
+    """scripts/autoguidance_traces.py draws one scalar per frame: checked on a hand-built skeleton."""
+    script = load_module("scripts/autoguidance_traces.py")
+    joints = np.zeros((2, 22, 3), np.float32)
+    joints[:, 21] = [[0.0, 1.4, 0.0], [0.0, 1.6, 0.0]]  # right wrist rises
+    joints[:, 15] = [[0.0, 1.7, 0.0], [0.3, 1.6, 0.0]]  # head leans 0.3 m sideways
+    joints[:, 16] = [[0.2, 1.5, 0.0], [0.0, 1.5, 0.2]]  # shoulder line turns 90 degrees
+    joints[:, 17] = [[-0.2, 1.5, 0.0], [0.0, 1.5, -0.2]]
+    np.testing.assert_allclose(script._trace(joints, 0), [1.4, 1.6], atol=1e-6)
+    np.testing.assert_allclose(script._trace(joints, 1), [0.0, 0.3], atol=1e-6)
+    np.testing.assert_allclose(script._trace(joints, 2), [0.0, 90.0], atol=1e-4)
