@@ -525,45 +525,33 @@ def classifier_free_guidance(
     """
     if getattr(model, "training", False) or getattr(getattr(autoguidance, "guide", None), "training", False):
         log.warning("classifier_free_guidance: a model is in train mode; condition dropout will corrupt sampling")
-    last_cond: list[Tensor] = []  # the strong model's conditional prediction of the latest call, for autoguidance
     if not isinstance(scale, Tensor) and scale == 1.0:
-        def conditional(x_t: Tensor, t: Tensor) -> Tensor:
-            last_cond[:] = [model(x_t, t, text_emb=text_emb, action=action, mask=mask)]
-            return last_cond[0]
+        def cond_and_guided(x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+            cond = model(x_t, t, text_emb=text_emb, action=action, mask=mask)
+            return cond, cond
+    else:
+        def doubled(value: Tensor | None) -> Tensor | None:
+            return None if value is None else torch.cat([value, value], dim=0)  # (2B, ...)
 
-        return _with_autoguidance(conditional, last_cond, autoguidance, text_emb, action, mask)
+        text2, action2, mask2 = doubled(text_emb), doubled(action), doubled(mask)
 
-    def doubled(value: Tensor | None) -> Tensor | None:
-        return None if value is None else torch.cat([value, value], dim=0)  # (2B, ...)
+        def cond_and_guided(x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+            batch = x_t.shape[0]
+            uncond = torch.arange(2 * batch, device=x_t.device) >= batch  # (2B,): second half is the null condition
+            out = model(doubled(x_t), doubled(t), text_emb=text2, action=action2, uncond=uncond, mask=mask2)
+            cond, null = out[:batch], out[batch:]
+            weight = scale.to(x_t.device).view(-1, *([1] * (x_t.dim() - 1))) if isinstance(scale, Tensor) else scale
+            return cond, null + weight * (cond - null)
 
-    text2, action2, mask2 = doubled(text_emb), doubled(action), doubled(mask)
-
-    def guided(x_t: Tensor, t: Tensor) -> Tensor:
-        batch = x_t.shape[0]
-        uncond = torch.arange(2 * batch, device=x_t.device) >= batch  # (2B,): second half is the null condition
-        out = model(doubled(x_t), doubled(t), text_emb=text2, action=action2, uncond=uncond, mask=mask2)
-        cond, null = out[:batch], out[batch:]
-        last_cond[:] = [cond]
-        weight = scale.to(x_t.device).view(-1, *([1] * (x_t.dim() - 1))) if isinstance(scale, Tensor) else scale
-        return null + weight * (cond - null)
-
-    return _with_autoguidance(guided, last_cond, autoguidance, text_emb, action, mask)
-
-
-def _with_autoguidance(guided: ModelFn, last_cond: list[Tensor], autoguidance: Autoguidance | None,
-                       text_emb: Tensor | None, action: Tensor | None, mask: Tensor | None) -> ModelFn:
-    """`guided` plus autoguidance's term at the steps it applies to; `guided` leaves the strong model's conditional
-    prediction in `last_cond`, so the strong model runs once per step as without autoguidance."""
     if autoguidance is None or autoguidance.weight == 1.0:
-        return guided
+        return lambda x_t, t: cond_and_guided(x_t, t)[1]
     guide, extra, from_step = autoguidance.guide, autoguidance.weight - 1.0, autoguidance.from_step
 
     def autoguided(x_t: Tensor, t: Tensor) -> Tensor:
-        out = guided(x_t, t)
+        cond, out = cond_and_guided(x_t, t)  # the strong model's conditional half, reused: one strong pass per step
         on = t >= from_step  # (B,)
         if not bool(on.any()):
             return out
-        cond = last_cond[0]
         weak = guide(x_t, t, text_emb=text_emb, action=action, mask=mask)
         return out + extra * on.to(out.dtype).view(-1, *([1] * (x_t.dim() - 1))) * (cond - weak)
 

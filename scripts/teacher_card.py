@@ -2,7 +2,7 @@
 
     python scripts/teacher_card.py [--teacher models/teacher/teacher.pt] [--prior data/prepared/prior]
         [--primitives data/raw/synthetic/prior/primitives.parquet] [--samples 10] [--steps 50] [--sampler ancestral]
-        [--guidance 2.5] [--guide WEAKER.pt --guide-weight 2 --guide-from 90] [--length 80]
+        [--guidance 2.5] [--guide WEAKER.pt --guide-weight 3 --guide-from 80] [--length 80]
         [--seed 0 | --seeds 0 1 2] [--json card.json] [--plot-dir DIR]
         [--recogniser recogniser.pt] [--threads 1]
 
@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--guide", type=Path,
                         help="autoguidance: a weaker teacher of the same lineage (e.g. the first release, "
                              "`git show 92147cb:releases/teacher/teacher.pt > guide.pt`)")
-    parser.add_argument("--guide-weight", type=float, default=2.0, help="autoguidance weight w (1 = off)")
-    parser.add_argument("--guide-from", type=int, default=CardConfig.guide_from_step,
-                        help="autoguidance only at base steps t >= this (e.g. 90 of 100: the top of the schedule)")
+    parser.add_argument("--guide-weight", type=float, default=3.0,
+                        help="autoguidance weight w (1 = off; 3 from t = 80 scored best on the release, README)")
+    parser.add_argument("--guide-from", type=int, default=80,
+                        help="autoguidance only at base steps t >= this (the top of the schedule; 0 = every step)")
     parser.add_argument("--length", type=int, default=CardConfig.length,
                         help="every sample this many frames, same prompts (0: the real segments' lengths)")
     parser.add_argument("--seed", type=int, default=CardConfig.seed)
