@@ -470,10 +470,26 @@ def masked_velocity_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None
     A difference counts where both of its frames are valid. Against the plain MSE it weighs what a per-frame error
     hides: jitter between neighbouring frames and a motion predicted as a still mean pose.
     """
+    return masked_difference_mse(pred, target, mask, order=1)
+
+
+def masked_acceleration_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """(B,) `masked_mse` of the second differences, on the features: weighs a motion that snaps into a pose and
+    holds it where the real one eases in and out (same mean speed, more acceleration), which the velocity term
+    lets through."""
+    return masked_difference_mse(pred, target, mask, order=2)
+
+
+def masked_difference_mse(pred: Tensor, target: Tensor, mask: Tensor | None, order: int) -> Tensor:
+    """(B,) `masked_mse` of the `order`-th frame differences; a difference counts where all its frames are valid."""
     if pred.shape != target.shape or pred.dim() != 3:
         raise ValueError(f"pred and target must both be (B, T, J), got {tuple(pred.shape)} and {tuple(target.shape)}")
-    pairs = None if mask is None else mask[:, 1:] & mask[:, :-1]
-    return masked_mse(pred.diff(dim=1), target.diff(dim=1), pairs)
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    valid = mask
+    for _ in range(order if mask is not None else 0):
+        valid = valid[:, 1:] & valid[:, :-1]
+    return masked_mse(pred.diff(n=order, dim=1), target.diff(n=order, dim=1), valid)
 
 
 class ConditionalDenoiser(Protocol):

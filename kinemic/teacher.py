@@ -47,7 +47,7 @@ from kinemic.checkpoints import (
 from kinemic.conditioning import TextSpec
 from kinemic.corpus import PreparedPrior
 from kinemic.devices import autocast, resolve_device
-from kinemic.diffusion import GaussianDiffusion, masked_mse, masked_velocity_mse
+from kinemic.diffusion import GaussianDiffusion, masked_acceleration_mse, masked_mse, masked_velocity_mse
 from kinemic.distributed import (
     World,
     check_agree,
@@ -104,6 +104,8 @@ class TeacherConfig:
     ema_decay: float = 0.0  # > 0: the saved teacher is an EMA of the weights (MDM: 0.9999); 0: the raw weights
     velocity_weight: float = 0.0  # > 0: adds the x0 prediction's frame-difference MSE (MDM's lambda_vel) to the loss
     velocity_from_step: int = 0  # the term is on from this step: a velocity fine-tune of a plain run, in one recipe
+    acceleration_weight: float = 0.0  # > 0: adds the x0 prediction's second-difference MSE (eases snapped poses)
+    acceleration_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)
     high_noise_share: float = 0.0  # > 0: that share of every batch draws its t from the schedule's top fifth
     high_noise_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)
     max_frames: int = 196
@@ -148,7 +150,7 @@ class TeacherConfig:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
                     non_negative=("weight_decay", "guidance", "preview_steps", "velocity_weight", "velocity_from_step",
-                                  "high_noise_from_step"))
+                                  "acceleration_weight", "acceleration_from_step", "high_noise_from_step"))
         # Keys and values checked here, before any data loads. The mappings as given stay beside the typed views:
         # they are what the resume fingerprint and a release's recipe hold (`params`).
         given = {"model": _as_mapping("model", self.model, MDMConfig),
@@ -177,6 +179,7 @@ class TeacherConfig:
         A variant can start from that run's loop state at this step or before (`release_teacher.py train --init-from`).
         """
         return max(self.velocity_from_step if self.velocity_weight > 0 else 0,
+                   self.acceleration_from_step if self.acceleration_weight > 0 else 0,
                    self.high_noise_from_step if self.high_noise_share > 0 else 0)
 
     def lr_at(self, step: int) -> float:
@@ -336,7 +339,8 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
 
 # Recipe fields added after runs and releases existed: off (0), they are left out of a run's identity and a release's
 # recipe, so those runs still resume and those releases still read as trained with the recipe they record.
-LATER_FIELDS = ("ema_decay", "velocity_weight", "velocity_from_step", "high_noise_share", "high_noise_from_step")
+LATER_FIELDS = ("ema_decay", "velocity_weight", "velocity_from_step", "acceleration_weight", "acceleration_from_step",
+                "high_noise_share", "high_noise_from_step")
 
 # The top of the schedule that `high_noise_share` draws from. Where the embedded teacher loses slow periodic motion:
 # real arm circles noised to t = 88 of 100 and sampled back keep their speed, noised to t = 94 keep 0.4 of it (README
@@ -480,6 +484,8 @@ def _pretrain(
         loss = masked_mse(pred.float(), x0, mask).mean()
         if config.velocity_weight > 0 and step >= config.velocity_from_step:
             loss = loss + config.velocity_weight * masked_velocity_mse(pred.float(), x0, mask).mean()
+        if config.acceleration_weight > 0 and step >= config.acceleration_from_step:
+            loss = loss + config.acceleration_weight * masked_acceleration_mse(pred.float(), x0, mask).mean()
         if world.distributed:
             _skip_condition_draws(generator, len(motions), mdm_config)
         optimizer.zero_grad(set_to_none=True)

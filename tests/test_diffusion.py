@@ -17,6 +17,8 @@ from kinemic.diffusion import (
     classifier_free_guidance,
     cosine_beta_schedule,
     high_noise_timesteps,
+    masked_acceleration_mse,
+    masked_difference_mse,
     masked_mse,
     masked_velocity_mse,
     run_sampler,
@@ -383,6 +385,26 @@ def test_masked_velocity_mse_scores_frame_differences_over_valid_pairs():
     torch.testing.assert_close(masked_velocity_mse(jitter, target, mask), expected)
     with pytest.raises(ValueError, match="pred and target"):
         masked_velocity_mse(target[0], target[0])
+
+
+def test_masked_acceleration_mse_scores_second_differences_over_valid_triples():
+    """A motion off by a constant velocity (a linear drift) costs nothing; one frame off by 1 costs second differences
+    of +1, -2, +1 around it; a triple that reaches into padding (NaN there) is left out."""
+    gen = torch.Generator().manual_seed(2)
+    target = torch.randn(2, 6, 3, generator=gen)
+    mask = torch.tensor([[True] * 6, [True, True, True, True, False, False]])
+    drift = target + torch.arange(6.0).view(1, 6, 1)
+    assert masked_acceleration_mse(drift, target, mask).abs().max() < 1e-5
+    assert masked_velocity_mse(drift, target, mask).min() == pytest.approx(1.0)
+    snap = target.clone()
+    snap[:, 1] += 1.0  # frame 1 of each: triples (0,1,2) and (1,2,3) see it
+    expected = torch.tensor([(1 + 4) / 4, (1 + 4) / 2])  # 4 valid triples in the first motion, 2 in the second
+    torch.testing.assert_close(masked_acceleration_mse(snap, target, mask), expected)
+    snap[1, 4:] = float("nan")
+    torch.testing.assert_close(masked_acceleration_mse(snap, target, mask), expected)
+    torch.testing.assert_close(masked_acceleration_mse(snap[:1], target[:1]), expected[:1])
+    with pytest.raises(ValueError, match="order"):
+        masked_difference_mse(snap, target, mask, order=0)
 
 
 def test_masked_mse_shape_errors():

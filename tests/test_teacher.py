@@ -327,6 +327,24 @@ def test_velocity_from_step_trains_the_plain_run_until_then(tmp_path):
     assert finished.losses[:4] == straight.losses[:4] and finished.losses[4][1] > straight.losses[4][1]
 
 
+def test_acceleration_term_is_off_in_old_fingerprints_and_adds_to_the_loss_from_its_step():
+    """Off, the field keeps every existing run's identity; on from step S it leaves the run before S draw for draw
+    and adds a positive term from S (what lets --init-from start the fine-tune from the release's loop state)."""
+    prior = _tiny_prior()
+    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
+    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(acceleration_weight=0.0), prior, table)
+    assert run_fingerprint(_config(acceleration_weight=1.0), prior, table) != run_fingerprint(_config(), prior, table)
+    late = _config(steps=6, log_every=1, acceleration_weight=1.0, acceleration_from_step=4, velocity_weight=1.0,
+                   velocity_from_step=2)
+    assert late.forked_at == 4
+    straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1, velocity_weight=1.0,
+                                                            velocity_from_step=2), {"name": "fake"})
+    accelerated = pretrain_teacher(prior, _fake_embed, late, {"name": "fake"})
+    assert accelerated.losses[:4] == straight.losses[:4] and accelerated.losses[4][1] > straight.losses[4][1]
+    with pytest.raises(ValueError, match="acceleration_weight"):
+        _config(acceleration_weight=-1.0)
+
+
 def test_high_noise_share_redraws_that_share_of_the_batch_from_the_top_of_the_schedule():
     generator = torch.Generator().manual_seed(0)
     t = torch.randint(0, 100, (64,), generator=generator)
