@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import linalg
+from scipy.ndimage import uniform_filter1d
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +178,24 @@ def motion_dynamics(joints: Sequence[np.ndarray], fps: float) -> dict[str, float
         speeds.append(np.linalg.norm(np.diff(relative, axis=0), axis=-1).mean() * fps)
         accelerations.append(np.linalg.norm(np.diff(relative, n=2, axis=0), axis=-1).mean() * fps**2)
     return {"speed": float(np.mean(speeds)), "acceleration": float(np.mean(accelerations))}
+
+
+def jitter_ratio(joints: Sequence[np.ndarray], window: int = 5) -> np.ndarray:
+    """(N,) each motion's mean joint acceleration over that of its `window`-frame moving average (pelvis-relative).
+
+    Tells the two causes of a high acceleration apart: a motion that is fast where the real one is slow keeps its
+    acceleration under a short box filter (ratio near the real motions'), a small high-frequency residue on top of
+    the motion loses most of it (ratio well above theirs). The filter's edge frames are left out.
+    """
+    ratios = []
+    for i, motion in enumerate(joints):
+        arr = np.asarray(motion, dtype=np.float64)
+        if arr.ndim != 3 or arr.shape[0] < window + 2:
+            raise ValueError(f"motion {i}: expected (T >= {window + 2}, J, 3) joints, got shape {arr.shape}")
+        relative = arr - arr[:, :1]
+        smooth = uniform_filter1d(relative, window, axis=0)
+        edge = window // 2
+        inner = slice(edge, arr.shape[0] - edge)
+        raw, smoothed = (np.linalg.norm(np.diff(x[inner], n=2, axis=0), axis=-1).mean() for x in (relative, smooth))
+        ratios.append(raw / max(smoothed, 1e-12))
+    return np.asarray(ratios)

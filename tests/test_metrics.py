@@ -11,6 +11,7 @@ from kinemic.metrics import (
     diversity,
     fid,
     frechet_distance,
+    jitter_ratio,
     motion_dynamics,
     multimodality,
     per_class_accuracy,
@@ -210,3 +211,20 @@ def test_motion_dynamics_errors():
     bad[2, 1, 0] = np.nan
     with pytest.raises(ValueError, match="motion 0 contains NaN"):
         motion_dynamics([bad], 20.0)
+
+
+def test_jitter_ratio_tells_a_high_frequency_residue_from_a_fast_motion():
+    """A smooth swing keeps its acceleration under a 5-frame box filter, at any speed (ratio near 1); the same swing
+    with a 1 mm per-frame residue loses most of it (ratio far above), though its speed barely changes."""
+    t = np.arange(60) / 20.0
+    swing = np.zeros((60, 3, 3))
+    swing[:, 1, 0] = 0.3 * np.sin(2 * np.pi * 0.5 * t)  # a joint swinging at 0.5 Hz beside the pelvis
+    fast = swing.copy()
+    fast[:, 1, 0] = 0.3 * np.sin(2 * np.pi * 1.0 * t)
+    noisy = swing + np.random.default_rng(0).normal(0.0, 0.001, swing.shape)
+    slow_ratio, fast_ratio, noisy_ratio = jitter_ratio([swing, fast, noisy])
+    assert 1.0 <= slow_ratio < 1.1 and 1.0 <= fast_ratio < 1.3
+    assert noisy_ratio > 1.8  # 2.3 with this draw
+    assert motion_dynamics([noisy], 20)["speed"] < 1.3 * motion_dynamics([swing], 20)["speed"]
+    with pytest.raises(ValueError, match="T >= 7"):
+        jitter_ratio([swing[:6]])

@@ -292,3 +292,20 @@ def test_autoguidance_traces_measure_wrist_height_sideways_head_and_shoulder_yaw
     np.testing.assert_allclose(script._trace(joints, 0), [1.4, 1.6], atol=1e-6)
     np.testing.assert_allclose(script._trace(joints, 1), [0.0, 0.3], atol=1e-6)
     np.testing.assert_allclose(script._trace(joints, 2), [0.0, 90.0], atol=1e-4)
+
+
+def test_dynamics_diagnosis_measures_turning_stepping_and_jitter():
+    """scripts/dynamics_diagnosis.py on hand-built bodies: a pivot of 180 degrees on still feet travels 180 degrees
+    of shoulder yaw with no ankle lift; lifting a foot is seen; a smooth pivot has a jitter ratio near 1."""
+    script = load_module("scripts/dynamics_diagnosis.py")
+    frames = 40
+    angle = np.linspace(0.0, np.pi, frames)
+    pivot = np.zeros((frames, 22, 3))
+    for joint, (x, y) in {16: (0.2, 1.5), 17: (-0.2, 1.5), 7: (0.1, 0.1), 8: (-0.1, 0.1)}.items():
+        pivot[:, joint] = np.stack([x * np.cos(angle), np.full(frames, y), x * np.sin(angle)], axis=-1)
+    still = script.describe([pivot])
+    assert still["yaw_path"] == pytest.approx(180.0, abs=1e-6) and still["yaw_range"] == pytest.approx(180.0, abs=1e-6)
+    assert still["ankle_lift"] == 0.0 and 1.0 <= still["jitter"] < 1.1
+    stepping = pivot.copy()
+    stepping[:, 7, 1] += 0.05 * np.abs(np.sin(np.linspace(0.0, 4 * np.pi, frames)))  # the left foot steps
+    assert script.describe([stepping])["ankle_lift"] > 0.05
