@@ -474,9 +474,9 @@ def masked_velocity_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None
 
 
 def masked_acceleration_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-    """(B,) `masked_mse` of the second differences, on the features: weighs a motion that snaps into a pose and
-    holds it where the real one eases in and out (same mean speed, more acceleration), which the velocity term
-    lets through."""
+    """(B,) `masked_mse` of the second differences, on the features: weighs acceleration the real motion does not
+    have at the same speed (a high-frequency residue, a pose snapped into instead of eased into), which the velocity
+    term weighs less."""
     return masked_difference_mse(pred, target, mask, order=2)
 
 
@@ -487,8 +487,9 @@ def masked_difference_mse(pred: Tensor, target: Tensor, mask: Tensor | None, ord
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
     valid = mask
-    for _ in range(order if mask is not None else 0):
-        valid = valid[:, 1:] & valid[:, :-1]
+    if valid is not None:
+        for _ in range(order):  # a difference of order n spans n + 1 frames
+            valid = valid[:, 1:] & valid[:, :-1]
     return masked_mse(pred.diff(n=order, dim=1), target.diff(n=order, dim=1), valid)
 
 

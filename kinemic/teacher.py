@@ -104,7 +104,7 @@ class TeacherConfig:
     ema_decay: float = 0.0  # > 0: the saved teacher is an EMA of the weights (MDM: 0.9999); 0: the raw weights
     velocity_weight: float = 0.0  # > 0: adds the x0 prediction's frame-difference MSE (MDM's lambda_vel) to the loss
     velocity_from_step: int = 0  # the term is on from this step: a velocity fine-tune of a plain run, in one recipe
-    acceleration_weight: float = 0.0  # > 0: adds the x0 prediction's second-difference MSE (eases snapped poses)
+    acceleration_weight: float = 0.0  # > 0: adds the x0 prediction's second-difference MSE (damps over-acceleration)
     acceleration_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)
     high_noise_share: float = 0.0  # > 0: that share of every batch draws its t from the schedule's top fifth
     high_noise_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)

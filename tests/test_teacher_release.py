@@ -336,6 +336,8 @@ def test_release_card_names_the_terms_that_start_later():
         "velocity_weight": 1.0, "velocity_from_step": 12500, "high_noise_share": 0.5, "high_noise_from_step": 22000}))
     assert "velocity term 1.0 from step 12500" in words and "0.5 of every batch" in words and "22000" in words
     assert script._later_terms_words(SimpleNamespace(recipe={"velocity_weight": 0.0})) == ""
+    accelerated = SimpleNamespace(recipe={"acceleration_weight": 1.0, "acceleration_from_step": 26000})
+    assert script._later_terms_words(accelerated) == ", acceleration term 1.0 from step 26000"
 
 
 def _fine_tune_source(tmp_path):
