@@ -175,9 +175,14 @@ def motion_dynamics(joints: Sequence[np.ndarray], fps: float) -> dict[str, float
         if not np.isfinite(arr).all():
             raise ValueError(f"motion {i} contains NaN or inf")
         relative = arr - arr[:, :1]  # the body's own motion, not its travel
-        speeds.append(np.linalg.norm(np.diff(relative, axis=0), axis=-1).mean() * fps)
-        accelerations.append(np.linalg.norm(np.diff(relative, n=2, axis=0), axis=-1).mean() * fps**2)
+        speeds.append(mean_joint_difference(relative, 1) * fps)
+        accelerations.append(mean_joint_difference(relative, 2) * fps**2)
     return {"speed": float(np.mean(speeds)), "acceleration": float(np.mean(accelerations))}
+
+
+def mean_joint_difference(joints: np.ndarray, order: int) -> float:
+    """Mean over frames and joints of the norm of the `order`-th frame difference of (T, J, 3) joints (per frame)."""
+    return float(np.linalg.norm(np.diff(joints, n=order, axis=0), axis=-1).mean())
 
 
 def jitter_ratio(joints: Sequence[np.ndarray], window: int = 5) -> np.ndarray:
@@ -196,6 +201,6 @@ def jitter_ratio(joints: Sequence[np.ndarray], window: int = 5) -> np.ndarray:
         smooth = uniform_filter1d(relative, window, axis=0)
         edge = window // 2
         inner = slice(edge, arr.shape[0] - edge)
-        raw, smoothed = (np.linalg.norm(np.diff(x[inner], n=2, axis=0), axis=-1).mean() for x in (relative, smooth))
+        raw, smoothed = (mean_joint_difference(x[inner], 2) for x in (relative, smooth))
         ratios.append(raw / max(smoothed, 1e-12))
     return np.asarray(ratios)

@@ -26,7 +26,7 @@ import torch
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import Autoguidance
-from kinemic.metrics import jitter_ratio
+from kinemic.metrics import jitter_ratio, mean_joint_difference
 from kinemic.motion import features_to_joints
 from kinemic.recogniser import Recogniser, RecogniserConfig
 from kinemic.samplers import SAMPLERS
@@ -43,8 +43,7 @@ def describe(joints: list[np.ndarray]) -> dict[str, float]:
     """The medians over motions of the measures in the module docstring; joints (T, 22, 3), y up."""
     acceleration, ankles, yaw_path, yaw_range = [], [], [], []
     for motion in joints:
-        relative = motion - motion[:, :1]
-        acceleration.append(np.linalg.norm(np.diff(relative, n=2, axis=0), axis=-1).mean() * FPS**2)
+        acceleration.append(mean_joint_difference(motion - motion[:, :1], 2) * FPS**2)
         ankles.append(np.abs(np.diff(motion[:, ANKLES, 1], axis=0)).mean() * FPS)
         line = motion[:, SHOULDERS[0]] - motion[:, SHOULDERS[1]]
         yaw = np.degrees(np.unwrap(np.arctan2(line[:, 2], line[:, 0])))
