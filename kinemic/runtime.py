@@ -3,6 +3,8 @@ hashed outputs. Devices and precision are `kinemic.devices`; the embedded defaul
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import time
@@ -58,6 +60,23 @@ def _cpu_model_and_isa() -> tuple[str, list[str]]:
     flags_line = next((line for line in text.splitlines() if line.startswith("flags")), "")
     flags = set(flags_line.split(":", 1)[1].split()) if ":" in flags_line else set()
     return model or platform.machine(), [flag for flag in _ISA_FLAGS if flag in flags]
+
+
+def kernel_identity(device: str | torch.device = "cpu") -> str:
+    """What, besides its inputs, decides the last digits a forward pass computes here: torch's version and, on a CPU,
+    torch's vector level and the kernel variables of `_KERNEL_SETTINGS` (the pins of stages/__init__.py), or the GPU.
+
+    Numbers cached across processes are keyed by it (kinemic.text.cache), so a process never reads another's rounding:
+    on an AVX-512 machine, text embeddings cached by an unpinned script (AVX-512 kernels) made the AVX2-pinned `mine`
+    stage, and every stage after it, differ from the committed dvc.lock (2026-12-02); encoded by the stage itself they
+    matched. The thread count is left out: it does not change the text encoders' numbers (measured).
+    """
+    device = resolve_device(str(device))
+    if device.type == "cuda":
+        return f"torch{torch.__version__}-cuda-{torch.cuda.get_device_name(device)}"
+    settings = json.dumps({name: os.environ[name] for name in _KERNEL_SETTINGS if name in os.environ}, sort_keys=True)
+    pins = hashlib.sha256(settings.encode()).hexdigest()[:8]
+    return f"torch{torch.__version__}-{device.type}-{torch.backends.cpu.get_cpu_capability()}-{pins}"
 
 
 def platform_facts(device: str | torch.device = "cpu") -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import socket
 import time
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from kinemic.mining import MiningConfig, build_prompts, mine_soft_pairs
+from kinemic.runtime import kernel_identity
 from kinemic.text import (
     CLIPEncoder,
     EmbeddingCache,
@@ -168,6 +170,24 @@ def test_cache_keys_separate_encoders(tmp_path):
     encode_cached(full, ["walk"], cache)
     assert short.seen == ["walk"] and full.seen == ["walk"]
     assert cache.directory(short) != cache.directory(full)
+
+
+def test_cache_keys_separate_the_kernels_that_computed(tmp_path, monkeypatch):
+    """Embeddings computed under other kernel settings (an unpinned script on an AVX-512 machine against a pinned stage)
+    round otherwise: a process with other settings encodes its own and never reads the other's."""
+    cache, encoder = EmbeddingCache(tmp_path), CountingEncoder()
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    encode_cached(encoder, ["walk", "run"], cache)
+    native = cache.directory(encoder)
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    pinned = cache.directory(encoder)
+    assert pinned != native and cache.size(encoder) == 0  # nothing of the other process's is visible
+    encoder.seen.clear()
+    encode_cached(encoder, ["walk"], cache)
+    assert encoder.seen == ["walk"]  # encoded again under these kernels
+    assert json.loads((pinned / "meta.json").read_text())["kernels"] == kernel_identity()
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS")
+    assert cache.directory(encoder) == native and cache.size(encoder) == 2  # the first process's entries, intact
 
 
 def test_cache_mismatch_errors(tmp_path):

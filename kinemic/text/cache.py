@@ -1,8 +1,9 @@
 """On-disk text-embedding cache, so each caption is encoded once across stages, experiments and queue workers.
 
 Layout: one folder per encoder identity (`encoder.cache_key`, which names the model, the weights and every setting
-that changes the numbers), holding
-    meta.json                       {format, encoder, dim, cache_key}: checked on every open
+that changes the numbers) and per kernel identity of the process that computes (`kinemic.runtime.kernel_identity`:
+torch's version and CPU kernels, or the GPU, which change the last digits), holding
+    meta.json                       {format, encoder, dim, cache_key, kernels}: checked on every open
     shard-<time_ns>-<random>.npz    `embeddings` float32 (n, dim) + `texts_utf8` (the n texts as UTF-8 JSON)
 Each write adds one shard through a temporary file and `os.replace`, so a reader sees a whole shard or none, and two
 DVC queue workers adding captions at the same time both keep their work (no read-modify-write of a shared file).
@@ -28,6 +29,7 @@ from typing import BinaryIO
 import numpy as np
 
 from kinemic.io import atomic_file
+from kinemic.runtime import kernel_identity
 from kinemic.text.encoders import TextEncoder, check_texts, l2_normalize
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 def _folder_name(cache_key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", cache_key)
+
+
+def _kernels(encoder: TextEncoder) -> str:
+    """The kernel identity the encoder computes with now: its device (`config.device`; CPU for encoders without one)
+    under this process's kernel settings."""
+    return kernel_identity(getattr(getattr(encoder, "config", None), "device", "cpu"))
 
 
 def _write_shard(folder: Path, texts: list[str], embeddings: np.ndarray) -> Path:
@@ -72,14 +80,14 @@ class EmbeddingCache:
         self._memo: dict[Path, tuple[list[str], np.ndarray]] = {}  # shard path -> contents; shards are immutable
 
     def directory(self, encoder: TextEncoder) -> Path:
-        return self.root / _folder_name(encoder.cache_key)
+        return self.root / _folder_name(f"{encoder.cache_key}--{_kernels(encoder)}")
 
     def _open(self, encoder: TextEncoder, create: bool) -> Path | None:
         """The encoder's folder after checking its metadata; None when absent and `create` is False."""
         folder = self.directory(encoder)
         meta_path = folder / META_NAME
         expected = {"format": CACHE_FORMAT, "encoder": encoder.name, "dim": int(encoder.dim),
-                    "cache_key": encoder.cache_key}
+                    "cache_key": encoder.cache_key, "kernels": _kernels(encoder)}
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             wrong = {key: meta.get(key) for key, value in expected.items() if meta.get(key) != value}
