@@ -531,6 +531,7 @@ def classifier_free_guidance(
     action: Tensor | None = None,
     mask: Tensor | None = None,
     autoguidance: Autoguidance | None = None,
+    guidance_from_step: int = 0,
 ) -> ModelFn:
     """Wrap a conditional denoiser into `model_fn(x_t, t)` returning uncond + scale * (cond - uncond).
 
@@ -539,7 +540,13 @@ def classifier_free_guidance(
     launches and keeps matrix products large. `scale` is a float or a (B,) tensor. `scale == 1` (a float) is the
     conditional prediction alone, computed without the unconditional half. `autoguidance` adds
     `(weight - 1) * (cond - guide's cond)` where it applies (`Autoguidance`; the guide runs only at those steps).
+
+    `guidance_from_step` applies `scale` only at base-schedule steps t >= it; below, the conditional prediction alone
+    (the lower end of a guidance interval, Kynkaanniemi et al. 2024). Near t = 0 the two predictions differ mostly by
+    each one's own error, which `scale` would amplify into the sample; those steps also skip the unconditional pass.
     """
+    if guidance_from_step < 0:
+        raise ValueError(f"guidance_from_step must be >= 0, got {guidance_from_step}")
     if getattr(model, "training", False) or getattr(getattr(autoguidance, "guide", None), "training", False):
         log.warning("classifier_free_guidance: a model is in train mode; condition dropout will corrupt sampling")
     if not isinstance(scale, Tensor) and scale == 1.0:
@@ -554,10 +561,16 @@ def classifier_free_guidance(
 
         def cond_and_guided(x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
             batch = x_t.shape[0]
+            on = t >= guidance_from_step  # (B,)
+            if not bool(on.any()):  # below the interval: the conditional pass alone
+                cond = model(x_t, t, text_emb=text_emb, action=action, mask=mask)
+                return cond, cond
             uncond = torch.arange(2 * batch, device=x_t.device) >= batch  # (2B,): second half is the null condition
             out = model(doubled(x_t), doubled(t), text_emb=text2, action=action2, uncond=uncond, mask=mask2)
             cond, null = out[:batch], out[batch:]
             weight = scale.to(x_t.device).view(-1, *([1] * (x_t.dim() - 1))) if isinstance(scale, Tensor) else scale
+            if not bool(on.all()):  # a batch straddling the interval's edge: scale 1 where it is off
+                weight = torch.where(on.view(-1, *([1] * (x_t.dim() - 1))), torch.as_tensor(weight), 1.0)
             return cond, null + weight * (cond - null)
 
     if autoguidance is None or autoguidance.weight == 1.0:

@@ -72,6 +72,7 @@ def sample_motions(
     batches: Sequence[int] | None = None,
     spacing: str | None = None,
     autoguidance: Autoguidance | None = None,
+    guidance_from_step: int = 0,
 ) -> Samples:
     """Generate `len(request.lengths)` motions, `batch_size` at a time, reproducibly from `seed`.
 
@@ -83,7 +84,8 @@ def sample_motions(
     with `steps` steps of the model's base schedule (None: every step of `diffusion`, respaced or not), or a sampler
     object already built on the model's schedule (then `steps` must be None: the object carries its own).
     `spacing` (`kinemic.diffusion.SPACINGS`; None: the named sampler's default) picks which `steps` steps.
-    `autoguidance` adds guidance by a weaker version of the model (`kinemic.diffusion.Autoguidance`) to the CFG.
+    `autoguidance` adds guidance by a weaker version of the model (`kinemic.diffusion.Autoguidance`) to the CFG;
+    `guidance_from_step` keeps the CFG to base steps t >= it (`kinemic.diffusion.classifier_free_guidance`).
 
     `batches` (indices of the `batch_size` batches, see `batch_count`) samples only those batches, each exactly as the
     whole request samples it: the generator makes the random draws of the batches left out before them, and nothing
@@ -125,6 +127,7 @@ def sample_motions(
             action=None if action is None else action.to(device),
             mask=mask,
             autoguidance=autoguidance,
+            guidance_from_step=guidance_from_step,
         )
         step_progress = None
         if progress is not None:  # fractional samples after every denoising step: a batch takes minutes on a CPU

@@ -71,6 +71,7 @@ class CardConfig:
     sampler: str = "ancestral"  # ancestral | ddim | dpmpp_2m (kinemic.samplers): the card of a fast sampler
     spacing: str = "default"  # which sampling_steps steps: official | trailing | high_noise; default: the sampler's
     guidance: float = 2.5
+    guidance_from_step: int = 0  # classifier-free guidance only at base steps t >= this; below, the cond. alone
     guide_weight: float = 1.0  # autoguidance by a weaker teacher (teacher_card's `guide`); 1 = off
     guide_from_step: int = 0  # autoguidance only at base steps t >= this (the top of the schedule)
     real_per_primitive: int = 30  # held-out real segments per primitive: the FID and dynamics reference
@@ -98,6 +99,9 @@ class CardConfig:
         if self.guide_weight < 1.0 or self.guide_from_step < 0:
             raise ValueError(f"card.guide_weight must be >= 1 and card.guide_from_step >= 0, got "
                              f"{self.guide_weight} and {self.guide_from_step}")
+        if self.guidance_from_step < 0:
+            raise ValueError(f"card.guidance_from_step must be >= 0 (0 = guidance at every step), got "
+                             f"{self.guidance_from_step}")
         if not 0.0 < self.tolerance < 1.0:
             raise ValueError(f"card.tolerance must lie in (0, 1), got {self.tolerance}")
 
@@ -431,7 +435,8 @@ def teacher_card(teacher: TeacherCheckpoint, embed: TextEmbedder, inputs: CardIn
         samples = sample_motions(teacher.model, diffusion, teacher.stats, request, guidance=config.guidance,
                                  batch_size=config.batch_size, pad_to=teacher.max_frames, seed=config.seed,
                                  device=config.device, progress=progress, sampler=config.sampler,
-                                 steps=sampler_steps, spacing=spacing, autoguidance=autoguidance)
+                                 steps=sampler_steps, spacing=spacing, autoguidance=autoguidance,
+                                 guidance_from_step=config.guidance_from_step)
     card = score_samples(recogniser, samples.features, asked.labels, reference, config.tolerance, config.seed)
     card = replace(card, seconds=time.perf_counter() - start)
     log.info("teacher card: recognition %.3f, top-3 %.3f, %d/%d primitives within tolerance, %.1f s",

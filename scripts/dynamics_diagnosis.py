@@ -2,7 +2,7 @@
 
     python scripts/dynamics_diagnosis.py [--teacher releases/teacher/teacher.pt] [--primitive side_bend ...]
         [--samples 30] [--guide guide.pt --guide-weight 3 --guide-from 80] [--sampler ancestral --steps 50]
-        [--recogniser rec.pt]
+        [--recogniser rec.pt] [--guidance-from 20] [--denoise-steps 0 20 40]
 
 The report card says that a primitive's speed or acceleration is off; this says in which way, with the card's own
 prompts and lengths (card seed 0) and its held-out real segments. Per primitive, medians over motions:
@@ -13,6 +13,13 @@ prompts and lengths (card seed 0) and its held-out real segments. Per primitive,
 - shoulder-line yaw: the path it travels and its range (degrees), how much the body turns or twists.
 Measured on the release (2026-12-02): side bends carry a residue the real ones do not (jitter 1.9 against 1.2, 1.8
 with every sampler tried), and turns rotate the full 180 degrees without stepping (ankles 0.02 against 0.08 m/s).
+
+`--denoise-steps` adds where the residue comes from: the primitive's real segments noised to each base step t and
+denoised in ONE x0 prediction (the card's prompt, no guidance), with the prediction's error (RMS in normalised
+features) beside the measures above. At t = 0 the input is all but clean, so whatever the prediction adds is the
+denoiser's own: measured on the release, its x0 at t = 0 misses by 0.10 and carries the side bends' residue. A last
+row projects the real segments onto the span of the output layer (every x0 the network can emit lies in it, 128
+dimensions of the 263): what the width alone costs.
 """
 
 from __future__ import annotations
@@ -54,6 +61,42 @@ def describe(joints: list[np.ndarray]) -> dict[str, float]:
             "yaw_range": float(np.median(yaw_range))}
 
 
+def one_shot_x0(teacher: TeacherCheckpoint, features: list[np.ndarray], text_emb: np.ndarray, step: int,
+                seed: int = 0) -> tuple[list[np.ndarray], float]:
+    """Real motions noised to base step `step` and denoised by one conditional x0 prediction: (the de-normalised
+    predictions, their RMS error in normalised features over the valid frames)."""
+    frames = max(len(f) for f in features)
+    clean = np.zeros((len(features), frames, features[0].shape[1]), np.float32)
+    mask = np.zeros((len(features), frames), bool)
+    for i, f in enumerate(features):
+        clean[i, : len(f)], mask[i, : len(f)] = teacher.stats.normalize(f), True
+    x0 = torch.from_numpy(clean)
+    t = torch.full((len(features),), step, dtype=torch.long)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        x_t = teacher.diffusion().q_sample(x0, t, noise)
+        predicted = teacher.model.eval()(x_t, t, text_emb=torch.from_numpy(text_emb), mask=torch.from_numpy(mask))
+    predicted = predicted.numpy()
+    error = float(np.sqrt(np.mean((predicted - clean)[mask] ** 2)))
+    return [teacher.stats.denormalize(predicted[i, : len(f)]) for i, f in enumerate(features)], error
+
+
+def output_span_projection(teacher: TeacherCheckpoint, features: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """Motions projected onto the affine span of the model's output layer (`output_process.poseFinal`): the closest
+    x0 the network could emit frame by frame. (the de-normalised projections, their RMS error, normalised)."""
+    final = teacher.model.output_process.poseFinal
+    weight = final.weight.detach().double().numpy()  # (263, latent)
+    bias = final.bias.detach().double().numpy()
+    basis, _ = np.linalg.qr(weight)
+    projected, squared, count = [], 0.0, 0
+    for f in features:
+        z = teacher.stats.normalize(f).astype(np.float64)
+        p = (z - bias) @ basis @ basis.T + bias
+        squared, count = squared + float(((p - z) ** 2).sum()), count + z.size
+        projected.append(teacher.stats.denormalize(p.astype(np.float32)))
+    return projected, float(np.sqrt(squared / count))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, default=Path("releases/teacher/teacher.pt"))
@@ -63,10 +106,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--sampler", default="ancestral", choices=SAMPLERS)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--guidance-from", type=int, default=0,
+                        help="classifier-free guidance (2.5) only at base steps t >= this (0: every step)")
     parser.add_argument("--guide", type=Path, help="autoguide with this weaker teacher of the same lineage")
     parser.add_argument("--guide-weight", type=float, default=3.0)
     parser.add_argument("--guide-from", type=int, default=80)
     parser.add_argument("--recogniser", type=Path, help="a recogniser saved by teacher_card.py (else one is trained)")
+    parser.add_argument("--denoise-steps", type=int, nargs="*", default=[],
+                        help="also denoise the real segments (up to the teacher's length) from these base steps t "
+                             "in one x0 prediction each, and measure that")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -88,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         diffusion, steps = teacher.diffusion(), args.steps
     classes = inputs.recogniser.classes
     print("| primitive | motions | acceleration m/s2 | jitter ratio | ankle lift m/s | shoulder yaw path / range (deg) "
-          "|")
-    print("|---|---|---|---|---|---|")
+          "| x0 error |")
+    print("|---|---|---|---|---|---|---|")
     for primitive in args.primitive or ["side_bend", "butt_kicks", "turn_around"]:
         if primitive not in classes:
             parser.error(f"unknown primitive {primitive!r}; the recogniser knows {', '.join(classes)}")
@@ -101,11 +149,25 @@ def main(argv: list[str] | None = None) -> None:
                                 text_emb=np.asarray(embed([asked.prompts[i] for i in keep]), np.float32))
         with torch.inference_mode():
             generated = sample_motions(teacher.model, diffusion, teacher.stats, request, pad_to=teacher.max_frames,
-                                       seed=0, sampler=args.sampler, steps=steps, autoguidance=autoguidance).joints
-        for name, joints in (("real", real), ("teacher", generated)):
+                                       seed=0, sampler=args.sampler, steps=steps, autoguidance=autoguidance,
+                                       guidance_from_step=args.guidance_from).joints
+        rows = [("real", real, None), ("teacher", generated, None)]
+        if args.denoise_steps:  # the card's prompts for this primitive, one per real segment it fits
+            fits = [f for f, y in zip(inputs.reference.features, inputs.reference.labels, strict=True)
+                    if y == label and len(f) <= teacher.max_frames]
+            prompts = [asked.prompts[keep[i % len(keep)]] for i in range(len(fits))]
+            text = np.asarray(embed(prompts), np.float32)
+            rows.append(("real, the segments denoised below", [features_to_joints(f) for f in fits], None))
+            for step in args.denoise_steps:
+                denoised, error = one_shot_x0(teacher, fits, text, step)
+                rows.append((f"real denoised from t = {step}", [features_to_joints(f) for f in denoised], error))
+            projected, error = output_span_projection(teacher, fits)
+            rows.append(("real on the output layer's span", [features_to_joints(f) for f in projected], error))
+        for name, joints, error in rows:
             d = describe(joints)
             print(f"| {primitive}, {name} | {len(joints)} | {d['acceleration']:.2f} | {d['jitter']:.2f} | "
-                  f"{d['ankle_lift']:.3f} | {d['yaw_path']:.0f} / {d['yaw_range']:.0f} |")
+                  f"{d['ankle_lift']:.3f} | {d['yaw_path']:.0f} / {d['yaw_range']:.0f} | "
+                  f"{'' if error is None else f'{error:.3f}'} |")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spacing", default=CardConfig.spacing, choices=("default", *SPACINGS),
                         help="which --steps steps (default: the sampler's own)")
     parser.add_argument("--guidance", type=float, default=CardConfig.guidance)
+    parser.add_argument("--guidance-from", type=int, default=CardConfig.guidance_from_step,
+                        help="classifier-free guidance only at base steps t >= this; below, the conditional "
+                             "prediction alone (0: every step)")
     parser.add_argument("--guide", type=Path,
                         help="autoguidance: a weaker teacher of the same lineage (e.g. the first release, "
                              "`git show 92147cb:releases/teacher/teacher.pt > guide.pt`)")
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     teacher = TeacherCheckpoint.load(args.teacher, device=args.device)
     embed = text_embedder(TextSpec.from_dict(teacher.text_encoder), default_cache_dir())
     config = CardConfig(samples_per_primitive=args.samples, sampling_steps=args.steps, sampler=args.sampler,
-                        spacing=args.spacing, guidance=args.guidance, seed=args.seed, device=args.device,
+                        spacing=args.spacing, guidance=args.guidance,
+                        guidance_from_step=args.guidance_from, seed=args.seed, device=args.device,
                         length=args.length, guide_weight=args.guide_weight if args.guide else 1.0,
                         guide_from_step=args.guide_from)
     guide = TeacherCheckpoint.load(args.guide, device=args.device) if args.guide else None

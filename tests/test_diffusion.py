@@ -342,6 +342,40 @@ def test_autoguidance_applies_only_from_its_step_and_weight_one_is_plain_guidanc
         Autoguidance(weak, from_step=-1)
 
 
+def test_guidance_from_step_leaves_the_conditional_prediction_below_it():
+    """CFG at t >= guidance_from_step only; below it the conditional pass alone, without the unconditional half."""
+    model = small_mdm()
+    x, text = torch.randn(3, 5, 6), torch.randn(3, 8)
+    passes = []
+
+    def counted(*args, **kwargs):
+        passes.append(args[0].shape[0])
+        return model(*args, **kwargs)
+
+    counted.training = False
+    with torch.no_grad():
+        straddling = torch.tensor([10, 30, 95])
+        out = classifier_free_guidance(counted, 2.5, text_emb=text, guidance_from_step=30)(x, straddling)
+        cond = model(x, straddling, text_emb=text)
+        uncond = model(x, straddling, text_emb=text, uncond=True)
+        torch.testing.assert_close(out[0], cond[0], atol=1e-5, rtol=0)  # below: scale 1
+        torch.testing.assert_close(out[1:], (uncond + 2.5 * (cond - uncond))[1:], atol=1e-5, rtol=0)
+        low = torch.tensor([5, 5, 5])
+        passes.clear()
+        below = classifier_free_guidance(counted, 2.5, text_emb=text, guidance_from_step=30)(x, low)
+        assert passes == [3]  # one conditional pass of batch B, not the doubled 2B
+        torch.testing.assert_close(below, model(x, low, text_emb=text), atol=1e-5, rtol=0)
+        everywhere = classifier_free_guidance(model, 2.5, text_emb=text, guidance_from_step=0)(x, straddling)
+        assert torch.equal(everywhere, classifier_free_guidance(model, 2.5, text_emb=text)(x, straddling))
+        per_sample = classifier_free_guidance(model, torch.tensor([4.0, 4.0, 0.0]), text_emb=text,
+                                              guidance_from_step=30)(x, straddling)
+        torch.testing.assert_close(per_sample[0], cond[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(per_sample[1], (uncond + 4.0 * (cond - uncond))[1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(per_sample[2], uncond[2], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="guidance_from_step must be >= 0"):
+        classifier_free_guidance(model, 2.5, text_emb=text, guidance_from_step=-1)
+
+
 def test_guided_sampling_end_to_end():
     model = small_mdm()
     text = torch.randn(2, 8)

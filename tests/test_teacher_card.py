@@ -263,6 +263,20 @@ def test_autoguided_card_is_seeded_and_refuses_a_guide_of_another_space(trained)
         CardConfig(guide_weight=0.5)
 
 
+def test_card_with_guidance_only_above_a_step_is_seeded_and_differs(trained):
+    """card.guidance_from_step keeps classifier-free guidance to the top of the schedule: another card than guidance
+    at every step, the same card twice, and a negative step refused."""
+    recogniser, held = trained
+    teacher, inputs = _tiny_teacher(), CardInputs(recogniser, held)
+    base = CardConfig(samples_per_primitive=3, sampling_steps=3, real_per_primitive=4, seed=1)
+    interval = replace(base, guidance_from_step=5)
+    card = teacher_card(teacher, _fake_embed, inputs, interval)
+    assert card.to_metrics() == teacher_card(teacher, _fake_embed, inputs, interval).to_metrics()
+    assert card.to_metrics() != teacher_card(teacher, _fake_embed, inputs, base).to_metrics()
+    with pytest.raises(ValueError, match="card.guidance_from_step must be >= 0"):
+        CardConfig(guidance_from_step=-1)
+
+
 def test_cards_of_several_seeds_give_each_seeds_numbers_and_their_range(trained):
     """`scripts/teacher_card.py --seeds`: one checkpoint scored per card seed, each seed's headline kept in order."""
     recogniser, held = trained
@@ -309,3 +323,89 @@ def test_dynamics_diagnosis_measures_turning_stepping_and_jitter():
     stepping = pivot.copy()
     stepping[:, 7, 1] += 0.05 * np.abs(np.sin(np.linspace(0.0, 4 * np.pi, frames)))  # the left foot steps
     assert script.describe([stepping])["ankle_lift"] > 0.05
+
+
+class _IdentityDenoiser(torch.nn.Module):
+    """Returns its noisy input rescaled (x_t / sqrt(alpha_bar_t)) on valid frames and junk on padding: the x0 of a
+    denoiser that removes nothing, whose error at step t is sqrt((1 - alpha_bar_t) / alpha_bar_t) per feature."""
+
+    def __init__(self, alphas_cumprod: np.ndarray) -> None:
+        super().__init__()
+        self.scale = torch.as_tensor(np.sqrt(alphas_cumprod), dtype=torch.float32)
+
+    def forward(self, x_t, t, text_emb=None, mask=None):
+        out = x_t / self.scale[t].view(-1, 1, 1)
+        return torch.where(mask[..., None], out, torch.full_like(out, 1e3))
+
+
+def test_dynamics_diagnosis_one_shot_denoising_measures_the_error_on_valid_frames():
+    """`--denoise-steps`: real motions noised to t and denoised once; the error is the RMS over valid frames only
+    (padding of a shorter motion left out), grows with t as the noise does, and is seeded."""
+    script = load_module("scripts/dynamics_diagnosis.py")
+    teacher = _tiny_teacher()
+    alphas = teacher.diffusion().alphas_cumprod
+    teacher = replace(teacher, model=_IdentityDenoiser(alphas))
+    rng = np.random.default_rng(0)
+    motions = [rng.normal(size=(n, 263)).astype(np.float32) for n in (24, 9)]
+    text = np.zeros((2, 16), np.float32)
+    errors = {}
+    for step in (0, 5, 9):
+        denoised, errors[step] = script.one_shot_x0(teacher, motions, text, step)
+        assert [len(d) for d in denoised] == [24, 9]
+        expected = np.sqrt((1 - alphas[step]) / alphas[step])
+        assert errors[step] == pytest.approx(expected, rel=0.05)  # 33 frames x 263 features of unit noise
+    assert errors[0] < errors[5] < errors[9]
+    again = script.one_shot_x0(teacher, motions, text, 5)
+    assert again[1] == errors[5] and np.array_equal(again[0][1], script.one_shot_x0(teacher, motions, text, 5)[0][1])
+
+
+def test_dynamics_diagnosis_projects_onto_the_output_layers_span():
+    """The closest x0 the network can emit: a motion inside the output layer's span comes back as it is, the part
+    outside it is dropped and is the error."""
+    script = load_module("scripts/dynamics_diagnosis.py")
+    teacher = _tiny_teacher()
+    final = teacher.model.output_process.poseFinal  # (263, 16): spans 16 of the 263 feature axes below
+    with torch.no_grad():
+        final.weight.zero_()
+        final.weight[:16] = torch.eye(16)
+        final.bias.zero_()
+        final.bias[200] = 0.5
+    rng = np.random.default_rng(0)
+    inside = np.zeros((10, 263), np.float32)
+    inside[:, :16] = rng.normal(size=(10, 16))
+    inside[:, 200] = 0.5
+    projected, error = script.output_span_projection(teacher, [inside])
+    np.testing.assert_allclose(projected[0], inside, atol=1e-6)
+    assert error < 1e-6
+    outside = inside.copy()
+    outside[:, 100] = 2.0  # off the span: dropped, RMS 2 over one feature in 263
+    projected, error = script.output_span_projection(teacher, [outside])
+    np.testing.assert_allclose(projected[0], inside, atol=1e-6)
+    assert error == pytest.approx(2.0 / np.sqrt(263), rel=1e-6)
+
+
+def test_grow_teacher_adds_layers_that_change_nothing_until_trained():
+    """scripts/grow_teacher.py: the grown teacher's x0 equals the source's (post-norm layers, the last norm folded
+    into the output layer), the new layers' residual branches are zero but trainable, and shrinking is refused."""
+    script = load_module("scripts/grow_teacher.py")
+    teacher = _tiny_teacher()
+    with torch.no_grad():  # a last norm that is not the identity, so folding it matters
+        last = teacher.model.seqTransEncoder.layers[-1].norm2
+        last.weight.uniform_(0.5, 1.5)
+        last.bias.uniform_(-0.3, 0.3)
+    grown = script.grow_depth(teacher.model, 3).eval()
+    assert grown.config.num_layers == 3 and len(grown.seqTransEncoder.layers) == 3
+    gen = torch.Generator().manual_seed(0)
+    x, t, text = torch.randn(2, 12, 263, generator=gen), torch.tensor([0, 9]), torch.randn(2, 16, generator=gen)
+    mask = torch.arange(12)[None] < torch.tensor([[12], [7]])
+    with torch.no_grad():
+        before = teacher.model(x, t, text_emb=text, mask=mask)
+        after = grown(x, t, text_emb=text, mask=mask)
+    torch.testing.assert_close(after[mask], before[mask], atol=1e-4, rtol=0)
+    new = grown.seqTransEncoder.layers[2]
+    assert not new.linear2.weight.any() and not new.self_attn.out_proj.weight.any()
+    grown.train()
+    grown(x, t, text_emb=text, mask=mask).square().mean().backward()
+    assert new.linear2.weight.grad.abs().sum() > 0  # the zero branch learns
+    with pytest.raises(ValueError, match="has 1 layers already"):
+        script.grow_depth(teacher.model, 1)
