@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -412,3 +413,12 @@ def test_fine_tune_recipes_of_the_release_fork_at_its_step(name):
     recipe, release = _recipe(RECIPES / f"{name}.yaml"), _recipe()
     assert recipe.forked_at == ReleaseManifest.read(RELEASE).step
     assert recipe.model == release.model and recipe.text == release.text
+
+
+def test_grown_fine_tune_recipe_is_the_release_with_more_layers():
+    """docs/results/teacher_recipes/finetune_grown6.yaml (README "The residue is the denoiser's own output") fine-tunes
+    the release grown by scripts/grow_teacher.py: the release's model but for its depth, forked at its step."""
+    recipe, release = _recipe(RECIPES / "finetune_grown6.yaml"), _recipe()
+    assert recipe.forked_at == ReleaseManifest.read(RELEASE).step
+    assert recipe.model.num_layers == 6 and release.model.num_layers == 4
+    assert dataclasses.replace(recipe.model, num_layers=4) == release.model and recipe.text == release.text
