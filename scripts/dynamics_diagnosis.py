@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kinemic.batching import collate
 from kinemic.conditioning import TextSpec, default_cache_dir, text_embedder
 from kinemic.corpus import PreparedPrior
 from kinemic.diffusion import Autoguidance
@@ -65,19 +66,14 @@ def one_shot_x0(teacher: TeacherCheckpoint, features: list[np.ndarray], text_emb
                 seed: int = 0) -> tuple[list[np.ndarray], float]:
     """Real motions noised to base step `step` and denoised by one conditional x0 prediction: (the de-normalised
     predictions, their RMS error in normalised features over the valid frames)."""
-    frames = max(len(f) for f in features)
-    clean = np.zeros((len(features), frames, features[0].shape[1]), np.float32)
-    mask = np.zeros((len(features), frames), bool)
-    for i, f in enumerate(features):
-        clean[i, : len(f)], mask[i, : len(f)] = teacher.stats.normalize(f), True
-    x0 = torch.from_numpy(clean)
+    batch = collate(features, teacher.stats, torch.device("cpu"))  # normalised, zero-padded, with the valid mask
     t = torch.full((len(features),), step, dtype=torch.long)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    noise = torch.randn(batch.x0.shape, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
-        x_t = teacher.diffusion().q_sample(x0, t, noise)
-        predicted = teacher.model.eval()(x_t, t, text_emb=torch.from_numpy(text_emb), mask=torch.from_numpy(mask))
+        x_t = teacher.diffusion().q_sample(batch.x0, t, noise)
+        predicted = teacher.model.eval()(x_t, t, text_emb=torch.from_numpy(text_emb), mask=batch.mask)
+    error = float((predicted - batch.x0)[batch.mask].square().mean().sqrt())
     predicted = predicted.numpy()
-    error = float(np.sqrt(np.mean((predicted - clean)[mask] ** 2)))
     return [teacher.stats.denormalize(predicted[i, : len(f)]) for i, f in enumerate(features)], error
 
 

@@ -80,14 +80,18 @@ class EmbeddingCache:
         self._memo: dict[Path, tuple[list[str], np.ndarray]] = {}  # shard path -> contents; shards are immutable
 
     def directory(self, encoder: TextEncoder) -> Path:
-        return self.root / _folder_name(f"{encoder.cache_key}--{_kernels(encoder)}")
+        return self._folder(encoder, _kernels(encoder))
+
+    def _folder(self, encoder: TextEncoder, kernels: str) -> Path:
+        return self.root / _folder_name(f"{encoder.cache_key}--{kernels}")
 
     def _open(self, encoder: TextEncoder, create: bool) -> Path | None:
         """The encoder's folder after checking its metadata; None when absent and `create` is False."""
-        folder = self.directory(encoder)
+        kernels = _kernels(encoder)
+        folder = self._folder(encoder, kernels)
         meta_path = folder / META_NAME
         expected = {"format": CACHE_FORMAT, "encoder": encoder.name, "dim": int(encoder.dim),
-                    "cache_key": encoder.cache_key, "kernels": _kernels(encoder)}
+                    "cache_key": encoder.cache_key, "kernels": kernels}
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             wrong = {key: meta.get(key) for key, value in expected.items() if meta.get(key) != value}
