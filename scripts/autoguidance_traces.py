@@ -11,6 +11,9 @@ report card (`scripts/teacher_card.py --guide`) say how often; this says what it
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 from pathlib import Path
 

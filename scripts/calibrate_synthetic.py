@@ -26,9 +26,11 @@ Usage: python scripts/calibrate_synthetic.py [--difficulty 0.3 0.5 0.7] [--draws
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -39,15 +41,11 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from kinemic.formats.target_joints import joints24_dir_to_humanml  # noqa: E402
-from kinemic.motion import features_to_joints  # noqa: E402
-from kinemic.params import setup_logging  # noqa: E402
-from kinemic.synthetic.config import SyntheticTargetConfig  # noqa: E402
-from kinemic.synthetic.target import build_target  # noqa: E402
+from kinemic.formats.target_joints import joints24_dir_to_humanml
+from kinemic.motion import features_to_joints
+from kinemic.params import setup_logging
+from kinemic.synthetic.config import SyntheticTargetConfig
+from kinemic.synthetic.target import build_target
 
 log = logging.getLogger("calibrate_synthetic")
 RESAMPLED_FRAMES = 32

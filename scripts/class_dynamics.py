@@ -6,6 +6,9 @@ pose that the set-level speed, FID and accuracy hide (kinemic.class_dynamics).
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 from pathlib import Path
 

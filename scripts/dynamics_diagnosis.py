@@ -24,6 +24,9 @@ dimensions of the 263): what the width alone costs.
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 from pathlib import Path
 

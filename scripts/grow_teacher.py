@@ -13,6 +13,9 @@ release grown to 6 layers and fine-tuned 2,000 steps did not lower its x0 error 
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import dataclasses
 from pathlib import Path

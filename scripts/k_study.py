@@ -18,6 +18,9 @@ its top-1; its windows and mining are read only while its commit exists (else th
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import sys
 from pathlib import Path

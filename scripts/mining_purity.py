@@ -9,6 +9,9 @@ primitive that performs the class (kinemic.mining_purity), for several n; real d
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 from pathlib import Path
 

@@ -10,6 +10,9 @@ generated, never committed.
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import subprocess
 import tarfile
 import tempfile

@@ -19,19 +19,17 @@ draw) and `--name` replaces the name prefix; a key the script sets itself, or on
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from kinemic.params import load_params  # noqa: E402
-from kinemic.profiles import dvc_set_args  # noqa: E402
-from kinemic.results import outputs_not_in_cache  # noqa: E402
+from kinemic.params import load_params
+from kinemic.profiles import dvc_set_args
+from kinemic.results import outputs_not_in_cache
 
 METHODS = {  # experiment name -> the -S overrides of the paper's rows (README "Methods and ablations")
     "full": [],

@@ -17,6 +17,9 @@ checkpoint stay under .release/ (ignored by git); only `publish` writes into rel
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import csv
 import json

@@ -22,6 +22,9 @@ file with the experiments found, so a later session can add generators or draws 
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 from pathlib import Path
 

@@ -11,16 +11,14 @@ and returns when nothing is queued or running (exit status 1 when a task failed)
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from kinemic.exp_queue import QueueState, keep_queue_running, parse_queue_status  # noqa: E402
+from kinemic.exp_queue import QueueState, keep_queue_running, parse_queue_status
 
 
 def read_state() -> QueueState:

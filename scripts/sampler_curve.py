@@ -13,6 +13,9 @@ Writes `<out>.tsv` (one row per run: recognition, top-3, FID, speed and accelera
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import csv
 import logging

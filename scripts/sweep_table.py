@@ -18,6 +18,9 @@ experiments found (kinemic.results.save_runs: experiments do not outlive the che
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 from pathlib import Path
 

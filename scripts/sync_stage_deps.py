@@ -7,6 +7,9 @@ Run it after moving or adding a module; the pipeline tests fail until dvc.yaml m
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import difflib
 import sys

@@ -21,6 +21,9 @@ the longer it is asked to move (6 / 8 / 15 % at 40 / 60 / 80 frames), and the be
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import dataclasses
 import logging

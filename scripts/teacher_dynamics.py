@@ -11,6 +11,9 @@ caption's keyword (`--keyword`, default: the caption's third word).
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 from pathlib import Path
 

@@ -14,6 +14,9 @@ HumanML3D) stops with the reason.
 
 from __future__ import annotations
 
+import stage_pins  # noqa: F401  (the stages' kernel pins, before numpy and torch load)
+
+# isort: split
 import argparse
 import logging
 from pathlib import Path

@@ -3,6 +3,7 @@ when made before numpy loads."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -92,3 +93,53 @@ def test_avx2_is_read_from_the_cpu_flags(tmp_path):
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2\n")  # AVX2 without FMA is not x86-64-v3
     assert not _has_avx2(cpuinfo)
     assert not _has_avx2(tmp_path / "missing")
+
+
+SCRIPT_PROBE = """
+import sys
+sys.path.insert(0, {scripts!r})  # what `python scripts/NAME.py` does
+import stage_pins, stages, torch
+from kinemic.runtime import kernel_identity
+print(stages.__file__)
+print(torch.backends.cpu.get_cpu_capability())
+print(kernel_identity())
+"""
+STAGE_PROBE = """
+import stages, torch
+from kinemic.runtime import kernel_identity
+print(stages.__file__)
+print(torch.backends.cpu.get_cpu_capability())
+print(kernel_identity())
+"""
+
+
+def test_a_script_runs_the_stages_kernels_from_any_folder(tmp_path):
+    """A script's report card and cached text embeddings are the stage's only under the same kernels: before
+    scripts/stage_pins.py, an unpinned script on an AVX-512 machine cached embeddings the pinned `mine` then read."""
+    base = {k: v for k, v in os.environ.items() if k not in OWN_SETTINGS}
+    script = subprocess.run([sys.executable, "-c", SCRIPT_PROBE.format(scripts=str(ROOT / "scripts"))], cwd=tmp_path,
+                            env=base, capture_output=True, text=True, check=True).stdout.splitlines()
+    stage = _run(STAGE_PROBE)
+    assert Path(script[0]) == ROOT / "stages" / "__init__.py"  # the checkout's stages, wherever the script runs
+    assert script[1:] == stage[1:]
+    if _has_avx2():
+        assert script[1] == "AVX2"
+
+
+def _imported_modules(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module or ""]
+    return []
+
+
+def test_every_script_takes_the_stage_pins_before_anything_else_loads():
+    """The pins act only when set before numpy and torch load, so `import stage_pins` is each script's first import
+    (kernel_fingerprint.py imports `stages` itself, after reading --native)."""
+    for path in sorted((ROOT / "scripts").glob("*.py")):
+        if path.name in ("stage_pins.py", "kernel_fingerprint.py"):
+            continue
+        imports = [module for node in ast.parse(path.read_text()).body for module in _imported_modules(node)
+                   if module != "__future__"]
+        assert imports[:1] == ["stage_pins"], f"{path.name}: first import {imports[:1]}, not stage_pins"
