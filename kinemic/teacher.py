@@ -60,7 +60,7 @@ from kinemic.distributed import (
     step_seed,
 )
 from kinemic.models.mdm import MDM, MDMConfig
-from kinemic.motion import FeatureStats
+from kinemic.motion import FEATURE_SLICES, FeatureStats
 from kinemic.params import check_range
 from kinemic.resume import (
     checkpoint_due,
@@ -106,6 +106,8 @@ class TeacherConfig:
     velocity_from_step: int = 0  # the term is on from this step: a velocity fine-tune of a plain run, in one recipe
     acceleration_weight: float = 0.0  # > 0: adds the x0 prediction's second-difference MSE (damps over-acceleration)
     acceleration_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)
+    position_weight: float = 0.0  # > 0: adds the MSE of the columns joints are recovered from (`JOINT_COLUMNS`)
+    position_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)
     high_noise_share: float = 0.0  # > 0: that share of every batch draws its t from the schedule's top fifth
     high_noise_from_step: int = 0  # ... from this step on (a fine-tune of another run, like velocity_from_step)
     max_frames: int = 196
@@ -150,7 +152,8 @@ class TeacherConfig:
             raise ValueError(f"teacher.ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         check_range("teacher", self, positive=("lr", "diffusion_steps"),
                     non_negative=("weight_decay", "guidance", "preview_steps", "velocity_weight", "velocity_from_step",
-                                  "acceleration_weight", "acceleration_from_step", "high_noise_from_step"))
+                                  "acceleration_weight", "acceleration_from_step", "position_weight",
+                                  "position_from_step", "high_noise_from_step"))
         # Keys and values checked here, before any data loads. The mappings as given stay beside the typed views:
         # they are what the resume fingerprint and a release's recipe hold (`params`).
         given = {"model": _as_mapping("model", self.model, MDMConfig),
@@ -180,6 +183,7 @@ class TeacherConfig:
         """
         return max(self.velocity_from_step if self.velocity_weight > 0 else 0,
                    self.acceleration_from_step if self.acceleration_weight > 0 else 0,
+                   self.position_from_step if self.position_weight > 0 else 0,
                    self.high_noise_from_step if self.high_noise_share > 0 else 0)
 
     def lr_at(self, step: int) -> float:
@@ -337,10 +341,17 @@ def run_fingerprint(config: TeacherConfig, prior: PreparedPrior, text_table: tor
     return digest.hexdigest()[:16]
 
 
+# The feature columns joints are recovered from (`kinemic.motion.features_to_joints`, the official recover_from_ric):
+# the root (0:4) and the root-relative joint positions (4:67). Every skeleton the project measures (the card, the
+# students' samples, the classifiers' input) is made of these; the 6D rotations, local velocities and foot contacts
+# (67:263) are in the plain loss but in no skeleton. `teacher.position_weight` weighs them once more.
+JOINT_COLUMNS = slice(FEATURE_SLICES["root_rot_vel"].start, FEATURE_SLICES["ric"].stop)
+
+
 # Recipe fields added after runs and releases existed: off (0), they are left out of a run's identity and a release's
 # recipe, so those runs still resume and those releases still read as trained with the recipe they record.
 LATER_FIELDS = ("ema_decay", "velocity_weight", "velocity_from_step", "acceleration_weight", "acceleration_from_step",
-                "high_noise_share", "high_noise_from_step")
+                "position_weight", "position_from_step", "high_noise_share", "high_noise_from_step")
 
 # The top of the schedule that `high_noise_share` draws from. Where the embedded teacher loses slow periodic motion:
 # real arm circles noised to t = 88 of 100 and sampled back keep their speed, noised to t = 94 keep 0.4 of it (README
@@ -486,6 +497,9 @@ def _pretrain(
             loss = loss + config.velocity_weight * masked_velocity_mse(pred.float(), x0, mask).mean()
         if config.acceleration_weight > 0 and step >= config.acceleration_from_step:
             loss = loss + config.acceleration_weight * masked_acceleration_mse(pred.float(), x0, mask).mean()
+        if config.position_weight > 0 and step >= config.position_from_step:
+            loss = loss + config.position_weight * masked_mse(pred[..., JOINT_COLUMNS].float(), x0[..., JOINT_COLUMNS],
+                                                              mask).mean()
         if world.distributed:
             _skip_condition_draws(generator, len(motions), mdm_config)
         optimizer.zero_grad(set_to_none=True)

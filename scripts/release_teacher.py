@@ -205,6 +205,9 @@ def _later_terms_words(manifest) -> str:
     if recipe.get("acceleration_weight", 0.0):
         words += (f", acceleration term {recipe['acceleration_weight']} from step "
                   f"{recipe.get('acceleration_from_step', 0)}")
+    if recipe.get("position_weight", 0.0):
+        words += (f", joint-column term {recipe['position_weight']} from step "
+                  f"{recipe.get('position_from_step', 0)}")
     if recipe.get("high_noise_share", 0.0):
         words += (f", {recipe['high_noise_share']} of every batch at the top {HIGH_NOISE_BAND:.0%} of the noise "
                   f"schedule from step {recipe.get('high_noise_from_step', 0)}")

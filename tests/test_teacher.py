@@ -13,11 +13,12 @@ import yaml
 from kinemic.conditioning import TextSpec
 from kinemic.corpus import PreparedPrior
 from kinemic.models.mdm import MDMConfig
-from kinemic.motion import FeatureStats
+from kinemic.motion import FeatureStats, features_to_joints
 from kinemic.params import config_from_params
 from kinemic.sampling import SampleRequest, sample_motions
 from kinemic.schedules import scheduled_lr
 from kinemic.teacher import (
+    JOINT_COLUMNS,
     LoggedStep,
     TeacherCheckpoint,
     TeacherConfig,
@@ -343,6 +344,35 @@ def test_acceleration_term_is_off_in_old_fingerprints_and_adds_to_the_loss_from_
     assert accelerated.losses[:4] == straight.losses[:4] and accelerated.losses[4][1] > straight.losses[4][1]
     with pytest.raises(ValueError, match="acceleration_weight"):
         _config(acceleration_weight=-1.0)
+
+
+def test_position_term_is_off_in_old_fingerprints_and_adds_to_the_loss_from_its_step():
+    """As the acceleration term: off, every existing run keeps its identity; on from step S, the run before S is the
+    plain one draw for draw and the loss grows from S."""
+    prior = _tiny_prior()
+    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
+    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(position_weight=0.0), prior, table)
+    assert run_fingerprint(_config(position_weight=2.0), prior, table) != run_fingerprint(_config(), prior, table)
+    late = _config(steps=6, log_every=1, position_weight=2.0, position_from_step=4)
+    assert late.forked_at == 4
+    straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1), {"name": "fake"})
+    weighted = pretrain_teacher(prior, _fake_embed, late, {"name": "fake"})
+    assert weighted.losses[:4] == straight.losses[:4] and weighted.losses[4][1] > straight.losses[4][1]
+    with pytest.raises(ValueError, match="position_weight"):
+        _config(position_weight=-1.0)
+
+
+def test_joint_columns_are_exactly_what_joints_are_recovered_from():
+    """The position term weighs the columns every skeleton is made of: changing any of them moves the recovered
+    joints, changing any other column moves none."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(12, 263)).astype(np.float32)
+    joints = features_to_joints(features)
+    for column in range(263):
+        changed = features.copy()
+        changed[:, column] += 0.5
+        moved = not np.allclose(features_to_joints(changed), joints)
+        assert moved == (JOINT_COLUMNS.start <= column < JOINT_COLUMNS.stop), column
 
 
 def test_high_noise_share_redraws_that_share_of_the_batch_from_the_top_of_the_schedule():

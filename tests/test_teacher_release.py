@@ -339,6 +339,8 @@ def test_release_card_names_the_terms_that_start_later():
     assert script._later_terms_words(SimpleNamespace(recipe={"velocity_weight": 0.0})) == ""
     accelerated = SimpleNamespace(recipe={"acceleration_weight": 1.0, "acceleration_from_step": 26000})
     assert script._later_terms_words(accelerated) == ", acceleration term 1.0 from step 26000"
+    positioned = SimpleNamespace(recipe={"position_weight": 2.0, "position_from_step": 26000})
+    assert script._later_terms_words(positioned) == ", joint-column term 2.0 from step 26000"
 
 
 def _fine_tune_source(tmp_path):
