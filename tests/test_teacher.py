@@ -328,38 +328,23 @@ def test_velocity_from_step_trains_the_plain_run_until_then(tmp_path):
     assert finished.losses[:4] == straight.losses[:4] and finished.losses[4][1] > straight.losses[4][1]
 
 
-def test_acceleration_term_is_off_in_old_fingerprints_and_adds_to_the_loss_from_its_step():
+@pytest.mark.parametrize("term", ["acceleration", "position"])
+def test_later_loss_term_is_off_in_old_fingerprints_and_adds_to_the_loss_from_its_step(term):
     """Off, the field keeps every existing run's identity; on from step S it leaves the run before S draw for draw
     and adds a positive term from S (what lets --init-from start the fine-tune from the release's loop state)."""
+    weight, from_step = f"{term}_weight", f"{term}_from_step"
     prior = _tiny_prior()
     table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
-    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(acceleration_weight=0.0), prior, table)
-    assert run_fingerprint(_config(acceleration_weight=1.0), prior, table) != run_fingerprint(_config(), prior, table)
-    late = _config(steps=6, log_every=1, acceleration_weight=1.0, acceleration_from_step=4, velocity_weight=1.0,
-                   velocity_from_step=2)
+    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(**{weight: 0.0}), prior, table)
+    assert run_fingerprint(_config(**{weight: 1.0}), prior, table) != run_fingerprint(_config(), prior, table)
+    velocity = {"velocity_weight": 1.0, "velocity_from_step": 2}
+    late = _config(steps=6, log_every=1, **{weight: 1.0, from_step: 4}, **velocity)
     assert late.forked_at == 4
-    straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1, velocity_weight=1.0,
-                                                            velocity_from_step=2), {"name": "fake"})
-    accelerated = pretrain_teacher(prior, _fake_embed, late, {"name": "fake"})
-    assert accelerated.losses[:4] == straight.losses[:4] and accelerated.losses[4][1] > straight.losses[4][1]
-    with pytest.raises(ValueError, match="acceleration_weight"):
-        _config(acceleration_weight=-1.0)
-
-
-def test_position_term_is_off_in_old_fingerprints_and_adds_to_the_loss_from_its_step():
-    """As the acceleration term: off, every existing run keeps its identity; on from step S, the run before S is the
-    plain one draw for draw and the loss grows from S."""
-    prior = _tiny_prior()
-    table = torch.from_numpy(_fake_embed(prior.captions["caption"].tolist()))
-    assert run_fingerprint(_config(), prior, table) == run_fingerprint(_config(position_weight=0.0), prior, table)
-    assert run_fingerprint(_config(position_weight=2.0), prior, table) != run_fingerprint(_config(), prior, table)
-    late = _config(steps=6, log_every=1, position_weight=2.0, position_from_step=4)
-    assert late.forked_at == 4
-    straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1), {"name": "fake"})
+    straight = pretrain_teacher(prior, _fake_embed, _config(steps=6, log_every=1, **velocity), {"name": "fake"})
     weighted = pretrain_teacher(prior, _fake_embed, late, {"name": "fake"})
     assert weighted.losses[:4] == straight.losses[:4] and weighted.losses[4][1] > straight.losses[4][1]
-    with pytest.raises(ValueError, match="position_weight"):
-        _config(position_weight=-1.0)
+    with pytest.raises(ValueError, match=weight):
+        _config(**{weight: -1.0})
 
 
 def test_joint_columns_are_exactly_what_joints_are_recovered_from():
