@@ -14,6 +14,7 @@ files stay small.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 from PIL import Image
 
 from kinemic.skeleton import KINEMATIC_CHAIN, NUM_JOINTS
@@ -118,7 +120,7 @@ def render_gif(panels: Sequence[Panel] | Panel, path: str | Path, config: Previe
         joints = np.asarray(panel.joints, dtype=np.float64)
         ax = fig.add_axes((i / len(panels), 0.08, 1 / len(panels), 0.82))
         ax.set_axis_off()
-        ax.set_title(panel.title, fontsize=6, pad=2)
+        fit_title(ax, panel.title, fig.bbox.width / len(panels), canvas.get_renderer())
         center = np.array([joints[:, 0, 0].mean(), joints[..., 1].min(), joints[:, 0, 2].mean()])
         travel = float(np.ptp(joints[:, 0, [0, 2]], axis=0).max())
         half = max(0.6, 0.5 * travel + 0.4)
@@ -166,6 +168,21 @@ def render_gif(panels: Sequence[Panel] | Panel, path: str | Path, config: Previe
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration, loop=0, optimize=False)
     log.info("preview %s: %d frames, %d panel(s)", path, len(frames), len(panels))
     return len(frames)
+
+
+def fit_title(ax, title: str, width_px: float, renderer) -> Text:
+    """Set the panel's title, on two lines where one is wider than the panel: titles are prompts and class names, and
+    a prompt cut to fit ("... above the h") hides what was asked. Longer than two lines ends in "...".
+    The width is measured in the title's own font, so the wrap holds for any panel size."""
+    text = ax.set_title(title, fontsize=6, pad=2)
+    usable = 0.95 * width_px
+    wide = text.get_window_extent(renderer).width
+    chars = len(title) if wide <= usable else max(8, int(len(title) * usable / wide))
+    while wide > usable and chars >= 8:  # from the mean letter width down, one letter a line at a time
+        text.set_text("\n".join(textwrap.wrap(title, chars, max_lines=2, placeholder=" ...")))
+        wide = text.get_window_extent(renderer).width
+        chars -= 1
+    return text
 
 
 def _rect(x: float, width: float, color: str) -> Rectangle:

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             panels += [Panel(synthetic.joints[i], f"{student.method} #{k}") for k, i in enumerate(picks)]
             render_gif(panels, tmp / f"{name.replace(' ', '_')}.gif")
         if composition is not None:
-            panels = [Panel(j, f"{config.composition_class} + '{config.composition_text}'"[:40])
+            panels = [Panel(j, f"{config.composition_class} + '{config.composition_text}'")
                       for j in composition.joints[:3]]
             render_gif(panels, tmp / "composition.gif")
 

@@ -62,7 +62,7 @@ def _previews(teacher: TeacherCheckpoint, prior: PreparedPrior, config: TeacherC
     names = []
     for i, (caption, joints) in enumerate(zip(captions, samples.joints, strict=True)):
         name = f"teacher_{i:02d}.gif"
-        render_gif(Panel(joints, caption[:40]), out / name)
+        render_gif(Panel(joints, caption), out / name)
         names.append(name)
     return names
 

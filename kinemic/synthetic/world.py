@@ -41,7 +41,7 @@ def write_previews(cfg: SyntheticConfig, out: Path) -> list[str]:
         first = mine[0] if mine else None
         title = f"prior {motion_id}: " + " > ".join(s["primitive"] for s in mine)
         highlight = (first["start_frame"], first["end_frame"]) if first else None
-        render_gif([Panel(joints, title[:60], highlight)], out / "previews" / f"prior_{motion_id}.gif",
+        render_gif([Panel(joints, title, highlight)], out / "previews" / f"prior_{motion_id}.gif",
                    PreviewConfig(fps=cfg.prior.fps, frame_step=step))
         names.append(f"prior_{motion_id}.gif")
     variants = pq.read_table(out / "target" / "variants.parquet").to_pylist()
