@@ -43,7 +43,7 @@ def test_bad_input_is_rejected(joints, tmp_path):
 
 
 def _title_in_panel(title: str, panels: int = 1):
-    """The title as a panel of a default preview figure gets it, and the panel's width in pixels."""
+    """Fit the title to one panel of a default preview figure: the title, the panel's width (px) and the renderer."""
     config = PreviewConfig()
     fig = Figure(figsize=(config.panel_inches * panels, config.panel_inches * 1.1), dpi=config.dpi)
     canvas = FigureCanvasAgg(fig)
